@@ -1,0 +1,21 @@
+"""swapprof: make hot updates of Python network services observable."""
+
+from swapprof._errors import (
+    ConfigError,
+    ControlError,
+    ListenerError,
+    NotRunningError,
+    SwapprofError,
+    UpgradeError,
+)
+from swapprof._version import __version__
+
+__all__ = [
+    "ConfigError",
+    "ControlError",
+    "ListenerError",
+    "NotRunningError",
+    "SwapprofError",
+    "UpgradeError",
+    "__version__",
+]

@@ -1,0 +1,3 @@
+from swapprof.cli import main
+
+raise SystemExit(main())

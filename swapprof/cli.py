@@ -1,0 +1,203 @@
+"""The ``swapprof`` command. The only module that turns errors into exit codes.
+
+Exit codes: 0 success; 1 the operation ran and failed (an upgrade rolled back, a master that
+could not start); 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from swapprof._errors import ConfigError, ControlError, NotRunningError, SwapprofError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swapprof", description="Observable hot updates for Python services.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the reference hot-restart server")
+    serve.add_argument("app", metavar="MODULE:APP", help="the ASGI app, e.g. swapprof.server.demo:app")
+    serve.add_argument("--bind", action="append", default=[], metavar="HOST:PORT",
+                       help="listen address (repeatable; [::1]:PORT for IPv6, unix:PATH; port 0 picks one)")
+    serve.add_argument("--uds", metavar="PATH", help="also listen on this Unix socket")
+    serve.add_argument("--app-dir", metavar="DIR", help="directory put first on the app's sys.path")
+    serve.add_argument("--run-dir", metavar="DIR", help="pid file, control socket, state (default ./.swapprof)")
+    serve.add_argument("--ready-timeout", type=_seconds, metavar="S", help="spawn-to-READY limit (default 30)")
+    serve.add_argument("--drain-timeout", type=_seconds, metavar="S", help="old generation's drain limit (default 30)")
+    serve.add_argument("--drain-grace", type=_seconds, metavar="S",
+                       help="how long idle keep-alive connections stay open after the switch (default 1)")
+    serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
+
+    ctl = sub.add_parser("ctl", help="talk to a running master")
+    ctl.add_argument("--run-dir", default=None, metavar="DIR", help="the master's run dir (default ./.swapprof)")
+    ctl_sub = ctl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = ctl_sub.add_parser("status", help="generations and counters")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    upgrade = ctl_sub.add_parser("upgrade", help="start a hot upgrade")
+    upgrade.add_argument("--wait", action="store_true", help="return when it ended; exit 1 on rollback")
+    upgrade.add_argument("--json", action="store_true", help="print the upgrade record as JSON")
+    upgrade.add_argument("--timeout", type=_seconds, default=600.0, metavar="S", help="how long --wait waits")
+    stop = ctl_sub.add_parser("stop", help="gracefully stop the master and its generations")
+    stop.add_argument("--wait", action="store_true", help="return when the master has exited")
+    stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
+
+    demo = sub.add_parser("demo", help="start the server, drive load, hot-upgrade it, print the report")
+    demo.add_argument("--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)")
+    demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from swapprof import __version__
+
+        print(__version__)
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "ctl":
+            return _ctl(args)
+        if args.command == "demo":
+            from swapprof._demo import run_demo
+
+            return run_demo(upgrades=args.upgrades, run_dir=args.run_dir)
+    except ConfigError as exc:
+        print(f"swapprof: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NotRunningError as exc:
+        print(f"swapprof: {exc}; is `swapprof serve` running with this --run-dir?", file=sys.stderr)
+        return EXIT_FAILED
+    except SwapprofError as exc:
+        print(f"swapprof: error: {exc}", file=sys.stderr)
+        record = getattr(exc, "record", None)
+        if record and record.get("tail"):
+            print("last output of the new generation:", file=sys.stderr)
+            for line in record["tail"]:
+                print(f"  | {line}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from swapprof.server import ServerConfig, serve
+
+    config = ServerConfig.from_env(
+        args.app,
+        binds=tuple(args.bind),
+        uds=args.uds,
+        app_dir=args.app_dir,
+        run_dir=args.run_dir,
+        ready_timeout=args.ready_timeout,
+        drain_timeout=args.drain_timeout,
+        drain_grace=args.drain_grace,
+        probe_path=args.probe_path,
+    )
+    return asyncio.run(serve(config))
+
+
+def _run_dir(args: argparse.Namespace) -> str:
+    import os
+
+    return args.run_dir or os.environ.get("SWAPPROF_RUN_DIR") or ".swapprof"
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from swapprof.server import control_request
+
+    run_dir = _run_dir(args)
+    if args.action == "status":
+        answer = control_request(run_dir, {"cmd": "status"})
+        answer.pop("ok", None)
+        print(json.dumps(answer, indent=2) if args.json else format_status(answer))
+        return EXIT_OK
+    if args.action == "upgrade":
+        if not args.wait:
+            control_request(run_dir, {"cmd": "upgrade"})
+            print(json.dumps({"accepted": True}) if args.json else "upgrade requested")
+            return EXIT_OK
+        record = control_request(run_dir, {"cmd": "upgrade", "wait": True}, timeout=args.timeout)["upgrade"]
+        print(json.dumps(record, indent=2) if args.json else format_upgrade(record))
+        return EXIT_OK if record.get("outcome") == "success" else EXIT_FAILED
+    if args.action == "stop":
+        from swapprof._process import wait_pid_gone
+
+        pid = control_request(run_dir, {"cmd": "status"})["master_pid"]
+        control_request(run_dir, {"cmd": "stop"})
+        if args.wait and not wait_pid_gone(pid, args.timeout):
+            raise ControlError(f"master pid {pid} still runs after {args.timeout:g} s")
+        print("stopped" if args.wait else "stopping")
+        return EXIT_OK
+    return EXIT_USAGE
+
+
+def format_upgrade(record: dict[str, Any]) -> str:
+    phases = "  ".join(f"{name} {ms:7.1f} ms" for name, ms in record.get("phases_ms", {}).items())
+    head = f"upgrade {record.get('id')}: {record.get('outcome')}"
+    if record.get("outcome") != "success":
+        head += f" ({record.get('reason')}: {record.get('detail')})"
+    lines = [head, f"  generation {record.get('old_generation')} -> {record.get('new_generation')}", f"  {phases}"]
+    if record.get("time_to_ready_ms") is not None:
+        lines.append(
+            f"  time_to_ready {record['time_to_ready_ms']:.1f} ms, upgrade_total "
+            f"{record.get('upgrade_total_ms') or 0:.1f} ms, service_gap {record.get('service_gap_ms') or 0:.1f} ms"
+        )
+    if record.get("coalesced"):
+        lines.append(f"  coalesced {record['coalesced']} further request(s)")
+    if record.get("tail"):
+        lines.append("  last output of the new generation:")
+        lines.extend(f"  | {line}" for line in record["tail"])
+    return "\n".join(lines)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    lines = [
+        f"master pid {status['master_pid']}, up {status['uptime_s']:.0f} s, listening on {', '.join(status['addresses'])}",
+        f"{'GEN':>4} {'PID':>8} {'STATE':<9} {'UPTIME':>9} {'CONNS':>6} {'FDS':>5}",
+    ]
+    for gen in status["generations"]:
+        fds = "-" if gen["fds"] is None else str(gen["fds"])
+        lines.append(
+            f"{gen['generation']:>4} {gen['pid']:>8} {gen['state']:<9} {gen['uptime_s']:>8.1f}s "
+            f"{gen['connections']:>6} {fds:>5}"
+        )
+    totals = ", ".join(f"{k}={v}" for k, v in sorted(status["upgrades_total"].items())) or "none"
+    lines.append(f"upgrades: {totals}; forced kills {status['forced_kills']}")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Settings of the reference server: one setting = one keyword = one CLI flag = one env var.
+
+Precedence: explicit argument, then ``SWAPPROF_<NAME>`` in the environment, then the default.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from swapprof._errors import ConfigError
+from swapprof.server._fds import BindSpec, parse_bind
+
+DEFAULT_BIND = "127.0.0.1:8000"
+_APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+# Environment variable names, documented constants.
+ENV_READY_TIMEOUT = "SWAPPROF_READY_TIMEOUT"
+ENV_DRAIN_TIMEOUT = "SWAPPROF_DRAIN_TIMEOUT"
+ENV_DRAIN_GRACE = "SWAPPROF_DRAIN_GRACE"
+ENV_RUN_DIR = "SWAPPROF_RUN_DIR"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What ``swapprof serve`` runs. Every field has a finite, documented default."""
+
+    app: str
+    binds: tuple[str, ...] = ()
+    uds: str | None = None
+    app_dir: str | None = None
+    run_dir: str = ".swapprof"
+    ready_timeout: float = 30.0
+    """Seconds a new generation has from spawn to READY before it is rolled back."""
+    drain_timeout: float = 30.0
+    """Seconds the old generation has to finish in-flight requests; then SIGKILL (counted)."""
+    drain_grace: float = 1.0
+    """Seconds an idle keep-alive connection is kept open after the switch before it is closed."""
+    probe_path: str | None = None
+    """If set, the self-probe also asks the app for this path and wants a 2xx."""
+    python: str = field(default_factory=lambda: _default_python())
+
+    def __post_init__(self) -> None:
+        if not _APP_RE.match(self.app):
+            raise ConfigError(f"app {self.app!r}: expected MODULE:ATTRIBUTE, e.g. swapprof.server.demo:app")
+        for name in ("ready_timeout", "drain_timeout", "drain_grace"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value!r}")
+        if self.drain_grace > self.drain_timeout:
+            raise ConfigError("--drain-grace must not exceed --drain-timeout")
+        if self.probe_path is not None and not self.probe_path.startswith("/"):
+            raise ConfigError(f"--probe-path {self.probe_path!r} must start with '/'")
+        if self.app_dir is not None and not Path(self.app_dir).is_dir():
+            raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
+        self.bind_specs()  # validates every --bind
+
+    def bind_specs(self) -> list[BindSpec]:
+        values = list(self.binds)
+        if self.uds:
+            values.append(f"unix:{self.uds}")
+        if not values:
+            values = [DEFAULT_BIND]
+        return [parse_bind(v) for v in values]
+
+    @classmethod
+    def from_env(cls, app: str, env: Mapping[str, str] | None = None, **kwargs: object) -> ServerConfig:
+        """Build from keyword arguments, filling the unset ones from SWAPPROF_* variables."""
+        env = os.environ if env is None else env
+        known = {f.name for f in fields(cls)}
+        unknown = set(kwargs) - known
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        values = {k: v for k, v in kwargs.items() if v is not None}
+        for name, var in (
+            ("ready_timeout", ENV_READY_TIMEOUT),
+            ("drain_timeout", ENV_DRAIN_TIMEOUT),
+            ("drain_grace", ENV_DRAIN_GRACE),
+        ):
+            if name not in values and var in env:
+                try:
+                    values[name] = float(env[var])
+                except ValueError:
+                    raise ConfigError(f"{var}={env[var]!r} is not a number of seconds") from None
+        if "run_dir" not in values and ENV_RUN_DIR in env:
+            values["run_dir"] = env[ENV_RUN_DIR]
+        return replace(cls(app=app), **values)  # type: ignore[arg-type]
+
+
+def _default_python() -> str:
+    import sys
+
+    return sys.executable

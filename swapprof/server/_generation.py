@@ -1,0 +1,224 @@
+"""One generation as the master sees it: its process, notify socket, output and stages."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
+
+from swapprof.server import _notify
+from swapprof.server._spawn import Spawned, spawn
+
+TAIL_LINES = 40
+
+# Generation states, as `swapprof ctl status` shows them.
+STARTING, READY, SERVING, DRAINING, EXITING, EXITED = "starting", "ready", "serving", "draining", "exiting", "exited"
+
+
+class Generation:
+    """A spawned generation. All methods run on the master's event loop thread."""
+
+    def __init__(
+        self,
+        number: int,
+        loop: asyncio.AbstractEventLoop,
+        log: IO[bytes] | None,
+        on_exit: Callable[[Generation], None] | None = None,
+    ) -> None:
+        self.number = number
+        self.on_exit = on_exit
+        self.loop = loop
+        self.log = log
+        self.pid = 0
+        self.state = STARTING
+        self.spawned_at = 0  # monotonic ns
+        self.stages: dict[str, int] = {}
+        self.info: dict[str, str] = {}
+        self.connections = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.exit_code: int | None = None
+        self.exit_signal: int | None = None
+        self.exited_at = 0
+        self.killed_by_master = False
+        self._changed = asyncio.Event()
+        self._proc: Spawned | None = None
+        self._notify: socket.socket | None = None
+        self._partial = b""
+        self.notify_name = f"@swapprof/{os.getpid()}/{number}/{secrets.token_hex(4)}"
+
+    # -- starting ------------------------------------------------------------------------------
+    def start(self, argv: Sequence[str], env: Mapping[str, str], listeners: Sequence[socket.socket],
+              names: Sequence[str]) -> None:
+        """Spawn the process; raise SpawnError when it cannot be started."""
+        self._notify = _notify.receiver(self.notify_name)
+        child_env = dict(env)
+        child_env[_notify.ENV] = self.notify_name
+        child_env["SWAPPROF_GENERATION"] = str(self.number)
+        self.spawned_at = time.monotonic_ns()
+        try:
+            self._proc = spawn(argv, child_env, listeners, names)
+        except BaseException:
+            self._notify.close()
+            self._notify = None
+            raise
+        self.pid = self._proc.pid
+        self.loop.add_reader(self._notify.fileno(), self._on_notify)
+        self.loop.add_reader(self._proc.output, self._on_output)
+        self.loop.add_reader(self._proc.pidfd, self._on_exit)
+
+    # -- events --------------------------------------------------------------------------------
+    def _on_notify(self) -> None:
+        assert self._notify is not None
+        while True:
+            try:
+                data = self._notify.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            self._apply(_notify.decode(data))
+        self._changed.set()
+
+    def _apply(self, fields: dict[str, str]) -> None:
+        stamp = int(fields["SWAPPROF_T"]) if fields.get("SWAPPROF_T", "").isdigit() else time.monotonic_ns()
+        stage = fields.get("SWAPPROF_STAGE")
+        if stage:
+            self.stages.setdefault(stage, stamp)
+        if fields.get("READY") == "1":
+            self.stages.setdefault("ready", stamp)
+            if self.state == STARTING:
+                self.state = READY
+        if stage == "stopped_accepting" and self.state in (READY, SERVING):
+            self.state = DRAINING
+        if stage == "drained":
+            self.state = EXITING
+        if fields.get("SWAPPROF_CONNECTIONS", "").isdigit():
+            self.connections = int(fields["SWAPPROF_CONNECTIONS"])
+        for key, value in fields.items():
+            if key.startswith("SWAPPROF_") and key not in ("SWAPPROF_T", "SWAPPROF_STAGE"):
+                self.info[key[9:].lower()] = value
+            elif key == "STATUS":
+                self.info["status"] = value
+
+    def _on_output(self) -> None:
+        assert self._proc is not None
+        self._read_output(self._proc.output)
+
+    def _read_output(self, fd: int) -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.loop.remove_reader(fd)
+                if self._partial:
+                    self._line(self._partial)
+                    self._partial = b""
+                return
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        self.tail.append(text)
+        if self.log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.log.write(f"[gen {self.number}] {text}\n".encode())
+                self.log.flush()
+
+    def _on_exit(self) -> None:
+        assert self._proc is not None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        if pid == 0:
+            return
+        self.exited_at = time.monotonic_ns()
+        if os.WIFSIGNALED(status):
+            self.exit_signal = os.WTERMSIG(status)
+        else:
+            self.exit_code = os.waitstatus_to_exitcode(status)
+        if self._notify is not None:
+            self._on_notify()  # take the last words sent before the exit
+            self.loop.remove_reader(self._notify.fileno())
+            self._notify.close()
+            self._notify = None
+        self._read_output(self._proc.output)
+        self.loop.remove_reader(self._proc.output)
+        os.close(self._proc.output)
+        self.loop.remove_reader(self._proc.pidfd)
+        os.close(self._proc.pidfd)
+        self.state = EXITED
+        self._changed.set()
+        if self.on_exit is not None:
+            self.on_exit(self)
+
+    # -- queries and actions -------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.state != EXITED and self.pid != 0
+
+    @property
+    def failure(self) -> str | None:
+        """The reason code the generation reported for failing, if any."""
+        return self.info.get("reason") if "failed" in self.stages else None
+
+    def describe_exit(self) -> str:
+        if self.exit_signal is not None:
+            return f"killed by {signal.Signals(self.exit_signal).name}"
+        return f"exited with code {self.exit_code}"
+
+    async def wait_until(self, predicate: Callable[[], bool], deadline_ns: int) -> bool:
+        """Wait until ``predicate()`` holds or CLOCK_MONOTONIC passes ``deadline_ns``."""
+        while not predicate():
+            remaining = (deadline_ns - time.monotonic_ns()) / 1e9
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    def signal(self, signum: int) -> None:
+        if self.alive and self._proc is not None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._proc.pidfd, signum)
+
+    def kill(self) -> None:
+        self.killed_by_master = True
+        self.signal(signal.SIGKILL)
+
+    def open_fds(self) -> int | None:
+        try:
+            return len(os.listdir(f"/proc/{self.pid}/fd"))
+        except OSError:
+            return None
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.monotonic_ns()
+        return {
+            "generation": self.number,
+            "pid": self.pid,
+            "state": self.state,
+            "uptime_s": round(((self.exited_at or now) - self.spawned_at) / 1e9, 3) if self.spawned_at else 0.0,
+            "connections": self.connections,
+            "fds": self.open_fds() if self.alive else None,
+        }
+
+
+def default_log() -> IO[bytes]:
+    return sys.stderr.buffer

@@ -1,0 +1,487 @@
+"""The master: binds the listeners once, spawns generations, orchestrates upgrades.
+
+Lifecycle: ``startup`` (listeners, control socket, signals, first generation READY) ->
+``main loop`` (upgrades on SIGHUP or ``ctl upgrade``; stop on SIGTERM/SIGINT or ``ctl stop``)
+-> ``shutdown`` (drain every generation, reap, restore signal handlers, remove run files).
+
+Overlapping upgrade requests: while an upgrade runs, further requests coalesce into at most
+ONE follow-up upgrade, started when the running one has ended (so it picks up whatever code
+changed meanwhile). The follow-up's record counts how many requests it absorbed; every
+requester waiting on it gets its outcome. Reason code for absorbed requests: ``coalesced``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO, Any
+
+from swapprof._errors import ControlError, ListenerError, SwapprofError
+from swapprof.server import _fds, _upgrade
+from swapprof.server._config import ServerConfig
+from swapprof.server._control import MAX_LINE, check_path_length, control_path
+from swapprof.server._generation import DRAINING, EXITED, SERVING, STARTING, Generation
+from swapprof.server._notify import Notifier, monotonic_usec
+from swapprof.server._spawn import SpawnError
+from swapprof.server._upgrade import UpgradeRecord
+
+HISTORY = 200
+EXIT_GRACE_S = 5.0
+RECOVERY_BACKOFF_S = 1.0
+
+
+class StartupError(SwapprofError):
+    """The first generation never became ready; the master does not start."""
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class Master:
+    def __init__(self, config: ServerConfig, *, out: IO[str] | None = None, log: IO[bytes] | None = None) -> None:
+        self.config = config
+        self.out = out if out is not None else sys.stdout
+        self.log = log if log is not None else sys.stderr.buffer
+        self.run_dir = Path(config.run_dir).resolve()
+        self.listeners: list[socket.socket] = []
+        self.names: list[str] = []
+        self.addresses: list[str] = []
+        self.generations: dict[int, Generation] = {}
+        self.serving: Generation | None = None
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.forced_kills = 0
+        self.coalesced_total = 0
+        self.upgrades_total: dict[str, int] = {}
+        self._next_generation = 1
+        self._next_upgrade = 1
+        self._current: UpgradeRecord | None = None
+        self._pending: UpgradeRecord | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._control: asyncio.base_events.Server | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._systemd = Notifier.from_env()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started_ns = time.monotonic_ns()
+        self._recovery_failures = 0
+        self.ready = asyncio.Event()
+
+    # ---------------------------------------------------------------- lifecycle
+    async def run(self) -> int:
+        """Serve until stopped; return 0. Raise a SwapprofError if startup fails."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._startup()
+            await self._stopping.wait()
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _startup(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ctl = control_path(self.run_dir)
+        check_path_length(ctl)
+        if ctl.exists():
+            from swapprof.server._control import request
+
+            with contextlib.suppress(ControlError):
+                request(self.run_dir, {"cmd": "ping"}, timeout=2.0)
+                raise ListenerError(f"a swapprof master already runs in {self.run_dir}")
+            ctl.unlink()
+        self._take_listeners()
+        self._control = await asyncio.start_unix_server(self._on_control, path=str(ctl), limit=MAX_LINE)
+        os.chmod(ctl, 0o600)
+        self._install_signals()
+        record = UpgradeRecord(id=0, trigger="startup")
+        await self._bring_up(record)
+        if record.outcome != _upgrade.SUCCESS:
+            raise StartupError(
+                f"generation 1 did not become ready: {record.reason} {record.detail}".strip(), record.to_dict()
+            )
+        self._write_state()
+        (self.run_dir / "master.pid").write_text(f"{os.getpid()}\n")
+        for address in self.addresses:
+            self._say(f"listening on {address}")
+        self._say(f"master pid {os.getpid()}, generation 1 pid {self.serving.pid if self.serving else '?'} ready "
+                  f"in {record.to_dict()['time_to_ready_ms']:.0f} ms; run dir {self.run_dir}")
+        self._systemd.send(READY=1, STATUS="generation 1 serving", MAINPID=os.getpid())
+        self.ready.set()
+
+    def _take_listeners(self) -> None:
+        inherited = _fds.inherit(os.environ)
+        if inherited:
+            self.names = [name for name, _ in inherited]
+            self.listeners = [sock for _, sock in inherited]
+        else:
+            for spec in self.config.bind_specs():
+                sock = _fds.bind(spec)
+                self.listeners.append(sock)
+                self.names.append("unix" if spec.is_unix else "http")
+        self.addresses = [_fds.describe(s) for s in self.listeners]
+
+    def _install_signals(self) -> None:
+        assert self._loop is not None
+        handlers = {
+            signal.SIGHUP: lambda: self.request_upgrade("signal"),
+            signal.SIGTERM: self.stop,
+            signal.SIGINT: self.stop,
+        }
+        for signum, handler in handlers.items():
+            self._previous_handlers[signum] = signal.getsignal(signum)
+            self._loop.add_signal_handler(signum, handler)
+
+    def _restore_signals(self) -> None:
+        assert self._loop is not None
+        for signum, previous in self._previous_handlers.items():
+            self._loop.remove_signal_handler(signum)
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous_handlers.clear()
+
+    def stop(self) -> None:
+        """Begin a graceful stop (safe to call more than once)."""
+        self._stopping.set()
+
+    async def _shutdown(self) -> None:
+        self._systemd.send(STOPPING=1)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for record in (self._current, self._pending):
+            if record is not None and record.done is not None and not record.done.done():
+                record.outcome, record.reason = _upgrade.CANCELLED, _upgrade.REASON_STOPPING
+                record.done.set_result(record.to_dict())
+        alive = [g for g in self.generations.values() if g.alive]
+        for gen in alive:
+            if gen.state == STARTING:
+                gen.kill()
+            else:
+                gen.signal(signal.SIGTERM)
+        deadline = time.monotonic_ns() + int((self.config.drain_timeout + 1.0) * 1e9)
+        for gen in alive:
+            if not await gen.wait_until(lambda g=gen: not g.alive, deadline):  # type: ignore[misc]
+                gen.kill()
+                self.forced_kills += 1
+                await gen.wait_until(lambda g=gen: not g.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))  # type: ignore[misc]
+        if self._control is not None:
+            self._control.close()
+            with contextlib.suppress(Exception):
+                await self._control.wait_closed()
+        if self._previous_handlers:
+            self._restore_signals()
+        for sock in self.listeners:
+            sock.close()
+        for name in ("control.sock", "master.pid"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / name).unlink()
+        for spec in self.config.bind_specs():
+            if spec.is_unix and not os.environ.get("LISTEN_FDS"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(spec.path)
+        self._write_state(stopped=True)
+
+    # ---------------------------------------------------------------- upgrades
+    def request_upgrade(self, trigger: str = "api") -> asyncio.Future[dict[str, Any]]:
+        """Ask for an upgrade; the future resolves to its record when it has ended."""
+        assert self._loop is not None
+        if self._stopping.is_set():
+            fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+            fut.set_result({"outcome": _upgrade.CANCELLED, "reason": _upgrade.REASON_STOPPING})
+            return fut
+        if self._current is None:
+            record = self._new_record(trigger)
+            self._start(record)
+            assert record.done is not None
+            return record.done
+        if self._pending is None:
+            self._pending = self._new_record(trigger)
+        else:
+            self._pending.coalesced += 1
+            self.coalesced_total += 1
+            self._count(_upgrade.REASON_COALESCED)
+        assert self._pending.done is not None
+        return self._pending.done
+
+    def _new_record(self, trigger: str) -> UpgradeRecord:
+        assert self._loop is not None
+        record = UpgradeRecord(id=self._next_upgrade, trigger=trigger)
+        self._next_upgrade += 1
+        record.done = self._loop.create_future()
+        return record
+
+    def _start(self, record: UpgradeRecord) -> None:
+        self._current = record
+        self._systemd.send(RELOADING=1, MONOTONIC_USEC=monotonic_usec(), STATUS=f"upgrade {record.id} running")
+        task = asyncio.create_task(self._run_upgrade(record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_upgrade(self, record: UpgradeRecord) -> None:
+        try:
+            await self._bring_up(record)
+        finally:
+            self._finish(record)
+
+    def _finish(self, record: UpgradeRecord) -> None:
+        result = record.to_dict()
+        self.history.append(result)
+        self._count(f"{record.outcome}:{record.reason}")
+        self._append_log(result)
+        self._write_state()
+        self._current = None
+        if record.done is not None and not record.done.done():
+            record.done.set_result(result)
+        serving = self.serving.number if self.serving else None
+        self._say(_summary_line(result))
+        if record.trigger == "recovery":
+            self._recovery_failures = 0 if record.outcome == _upgrade.SUCCESS else self._recovery_failures + 1
+        self._systemd.send(READY=1, STATUS=f"generation {serving} serving")
+        if self._pending is not None and not self._stopping.is_set():
+            pending, self._pending = self._pending, None
+            self._start(pending)
+        elif (self.serving is None or not self.serving.alive) and not self._stopping.is_set():
+            self._schedule_recovery()
+
+    def _count(self, key: str) -> None:
+        self.upgrades_total[key] = self.upgrades_total.get(key, 0) + 1
+
+    async def _bring_up(self, record: UpgradeRecord) -> None:
+        """Spawn a new generation; on READY switch from the old one, otherwise roll back."""
+        old = self.serving
+        cfg = self.config
+        spawn_at = record.mark("spawn_begin")
+        record.phase("requested", record.requested_ns, spawn_at)
+        number = self._next_generation
+        self._next_generation += 1
+        new = Generation(number, asyncio.get_running_loop(), self.log, on_exit=self._on_exit)
+        record.new_generation = number
+        if old is not None:
+            record.old_generation, record.old_pid = old.number, old.pid
+        try:
+            new.start(self._argv(), self._child_env(), self.listeners, self.names)
+        except (SpawnError, OSError) as exc:
+            record.phase("rollback", spawn_at, time.monotonic_ns())
+            record.outcome, record.reason, record.detail = _upgrade.ROLLED_BACK, _upgrade.REASON_SPAWN_FAILED, str(exc)
+            return
+        self.generations[number] = new
+        record.new_pid = new.pid
+        deadline = spawn_at + int(cfg.ready_timeout * 1e9)
+        ok = await new.wait_until(lambda: "ready" in new.stages or not new.alive or new.failure is not None, deadline)
+        stages = new.stages
+        if "started" in stages:
+            record.phase("spawn", spawn_at, stages["started"])
+            if "imported" in stages:
+                record.phase("import", stages["started"], stages["imported"])
+                if "ready" in stages:
+                    record.phase("ready", stages["imported"], stages["ready"])
+        if not ok or "ready" not in stages or not new.alive:
+            await self._rollback(record, new, timed_out=not ok)
+            return
+        ready_at = record.mark("new_ready", stages["ready"])
+        record.info["probe_attempts"] = int(new.info.get("probe_attempts", "0") or 0)
+        new.state = SERVING
+        self.serving = new
+        if old is not None and old.alive:
+            await self._retire(record, old, ready_at)
+        record.outcome, record.reason = _upgrade.SUCCESS, _upgrade.REASON_OK
+        record.mark("ended")
+        self._prune()
+
+    async def _rollback(self, record: UpgradeRecord, new: Generation, timed_out: bool) -> None:
+        failed_at = time.monotonic_ns()
+        if new.failure is not None:
+            reason = {
+                "import_error": _upgrade.REASON_IMPORT_ERROR,
+                "probe_failed": _upgrade.REASON_PROBE_FAILED,
+                "lifespan_failed": _upgrade.REASON_LIFESPAN_FAILED,
+            }.get(new.failure, new.failure)
+            detail = new.info.get("status", "")
+        elif timed_out:
+            reason, detail = _upgrade.REASON_READY_TIMEOUT, f"not READY within {self.config.ready_timeout:g} s"
+        elif new.exit_signal is not None:
+            reason, detail = _upgrade.REASON_CRASHED, new.describe_exit()
+        else:
+            reason, detail = _upgrade.REASON_EXITED, new.describe_exit()
+        if new.alive:
+            new.kill()
+            await new.wait_until(lambda: not new.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))
+        record.phase("rollback", failed_at, time.monotonic_ns())
+        record.outcome, record.reason, record.detail = _upgrade.ROLLED_BACK, reason, detail
+        record.tail = list(new.tail)
+        record.mark("ended")
+        self._prune()
+
+    async def _retire(self, record: UpgradeRecord, old: Generation, ready_at: int) -> None:
+        """Switch: tell the old generation to stop accepting, wait for its drain and exit."""
+        cfg = self.config
+        old.signal(signal.SIGTERM)
+        if old.state == SERVING:
+            old.state = DRAINING
+        switch_deadline = ready_at + int(max(cfg.ready_timeout, 5.0) * 1e9)
+        await old.wait_until(lambda: "stopped_accepting" in old.stages or not old.alive, switch_deadline)
+        stopped = old.stages.get("stopped_accepting", old.exited_at or time.monotonic_ns())
+        record.mark("old_stopped_accepting", stopped)
+        record.phase("switch", ready_at, stopped)
+        record.info["connections_at_switch"] = int(old.info.get("connections", old.connections) or 0)
+        drain_deadline = stopped + int((cfg.drain_timeout + 1.0) * 1e9)
+        drained = await old.wait_until(lambda: "drained" in old.stages or not old.alive, drain_deadline)
+        if not drained:
+            old.kill()
+            self.forced_kills += 1
+            record.info["forced_kill"] = True
+        await old.wait_until(lambda: not old.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))
+        if old.alive:  # ignored even SIGKILL's grace: count it and move on
+            old.kill()
+            self.forced_kills += 1
+            record.info["forced_kill"] = True
+            await old.wait_until(lambda: not old.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))
+        drained_at = old.stages.get("drained", old.exited_at or time.monotonic_ns())
+        record.phase("drain", stopped, drained_at)
+        record.phase("exit", drained_at, old.exited_at or time.monotonic_ns())
+        record.info["closed_idle"] = int(old.info.get("closed_idle", "0") or 0)
+        record.info["old_exit"] = old.describe_exit()
+
+    def _prune(self) -> None:
+        for number in [n for n, g in self.generations.items() if g.state == EXITED]:
+            del self.generations[number]
+
+    def _on_exit(self, gen: Generation) -> None:
+        """A generation's process ended; replace the serving one if it died on its own."""
+        if gen is self.serving and self._current is None and not self._stopping.is_set():
+            self._say(f"generation {gen.number} (pid {gen.pid}) {gen.describe_exit()} while serving; starting a replacement")
+            self._schedule_recovery()
+
+    def _schedule_recovery(self) -> None:
+        """Start a recovery upgrade, spaced by a growing backoff while recoveries keep failing."""
+        assert self._loop is not None
+        delay = min(RECOVERY_BACKOFF_S * (2**self._recovery_failures) - RECOVERY_BACKOFF_S, 30.0)
+        self._loop.call_later(delay, self._recover)
+
+    def _recover(self) -> None:
+        if self._stopping.is_set() or (self.serving is not None and self.serving.alive):
+            return
+        if self._current is None and self._pending is None:
+            self.request_upgrade("recovery")
+
+    # ---------------------------------------------------------------- children
+    def _argv(self) -> list[str]:
+        return [self.config.python, "-m", "swapprof.server._worker"]
+
+    def _child_env(self) -> dict[str, str]:
+        cfg = self.config
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_") and k != "NOTIFY_SOCKET"}
+        env.update(
+            SWAPPROF_APP=cfg.app,
+            SWAPPROF_READY_TIMEOUT=str(cfg.ready_timeout),
+            SWAPPROF_DRAIN_TIMEOUT=str(cfg.drain_timeout),
+            SWAPPROF_DRAIN_GRACE=str(cfg.drain_grace),
+            SWAPPROF_RUN_DIR=str(self.run_dir),
+            SWAPPROF_MASTER_PID=str(os.getpid()),
+            PYTHONUNBUFFERED="1",
+        )
+        if cfg.app_dir:
+            env["SWAPPROF_APP_DIR"] = str(Path(cfg.app_dir).resolve())
+        if cfg.probe_path:
+            env["SWAPPROF_PROBE_PATH"] = cfg.probe_path
+        return env
+
+    # ---------------------------------------------------------------- reporting
+    def status(self) -> dict[str, Any]:
+        return {
+            "master_pid": os.getpid(),
+            "uptime_s": round((time.monotonic_ns() - self._started_ns) / 1e9, 3),
+            "addresses": self.addresses,
+            "run_dir": str(self.run_dir),
+            "serving_generation": self.serving.number if self.serving else None,
+            "generations": [g.snapshot() for g in sorted(self.generations.values(), key=lambda g: g.number)],
+            "upgrade_in_progress": self._current.id if self._current else None,
+            "upgrade_pending": self._pending is not None,
+            "upgrades_total": dict(self.upgrades_total),
+            "coalesced_total": self.coalesced_total,
+            "forced_kills": self.forced_kills,
+            "master_fds": len(os.listdir("/proc/self/fd")),
+            "last_upgrade": self.history[-1] if self.history else None,
+        }
+
+    def _write_state(self, stopped: bool = False) -> None:
+        state = {
+            "master_pid": os.getpid(),
+            "addresses": self.addresses,
+            "control_socket": str(control_path(self.run_dir)),
+            "serving_generation": self.serving.number if self.serving else None,
+            "serving_pid": self.serving.pid if self.serving else None,
+            "stopped": stopped,
+        }
+        tmp = self.run_dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
+        tmp.replace(self.run_dir / "state.json")
+
+    def _append_log(self, record: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError), open(self.run_dir / "upgrades.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _say(self, text: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            print(f"swapprof: {text}", file=self.out, flush=True)
+
+    # ---------------------------------------------------------------- control socket
+    async def _on_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await reader.readline()
+            answer = await self._dispatch(line)
+        except (ValueError, asyncio.LimitOverrunError) as exc:
+            answer = {"ok": False, "error": f"bad request: {exc}"}
+        try:
+            writer.write(json.dumps(answer).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _dispatch(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return {"ok": False, "error": "bad request: not a JSON line"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "bad request: expected a JSON object"}
+        cmd = request.get("cmd")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "status":
+            return {"ok": True, **self.status()}
+        if cmd == "upgrade":
+            fut = self.request_upgrade("ctl")
+            if request.get("wait"):
+                return {"ok": True, "upgrade": await asyncio.shield(fut)}
+            return {"ok": True, "accepted": True}
+        if cmd == "stop":
+            assert self._loop is not None
+            self._loop.call_soon(self.stop)
+            return {"ok": True, "stopping": True}
+        return {"ok": False, "error": f"unknown command {cmd!r}; expected status, upgrade or stop"}
+
+
+def _summary_line(record: dict[str, Any]) -> str:
+    phases = " ".join(f"{name}={ms:.1f}ms" for name, ms in record["phases_ms"].items())
+    head = f"upgrade {record['id']} ({record['trigger']}): {record['outcome']}"
+    if record["outcome"] != _upgrade.SUCCESS:
+        head += f" [{record['reason']}: {record['detail']}]"
+    gens = f"gen {record['old_generation']} -> {record['new_generation']}"
+    return f"{head}, {gens}, {phases}"
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run a master until it is stopped (the body of ``swapprof serve``)."""
+    return await Master(config).run()

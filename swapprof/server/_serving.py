@@ -1,0 +1,225 @@
+"""Serve an ASGI app with uvicorn's HTTP protocols on inherited sockets, and drain it well.
+
+Drain policy (the part uvicorn's own shutdown gets wrong for hot restarts):
+1. stop accepting: close this process's copies of the listeners (the new generation keeps
+   accepting on the same sockets, so no connection is refused);
+2. every response from then on carries ``Connection: close``, so busy keep-alive clients
+   reconnect -- to the new generation;
+3. a connection idle through the whole grace window (no byte received since the switch) is
+   closed at the window's end; one that received bytes is never closed under a request;
+4. the drain ends when no connection is left, or at ``drain_timeout`` (then all are closed).
+Closing an idle keep-alive connection at the instant its next request arrives is how a
+rolling restart loses requests; step 3 keeps that window to the end of the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from swapprof.server._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, ProbeFailed
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class HandoffMiddleware:
+    """Answers the self-probe and adds ``Connection: close`` while draining."""
+
+    def __init__(self, app: ASGIApp, generation: int, probe_path: str | None) -> None:
+        self.app = app
+        self.generation = generation
+        self.probe_path = probe_path
+        self.nonce = secrets.token_hex(8)
+        self.draining = False
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        probe = _header(scope, PROBE_HEADER.encode())
+        if probe is not None and scope["path"] == PROBE_PATH:
+            await self._answer_probe(probe.decode("latin-1"), scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, self._closing(send) if self.draining else send)
+        finally:
+            self.in_flight -= 1
+
+    def _closing(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                headers.append((b"connection", b"close"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return wrapped
+
+    async def _answer_probe(self, nonce: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if nonce != self.nonce:
+            await _plain(send, NOT_MINE, f"generation {self.generation} is not the prober\n")
+            return
+        if self.probe_path is None:
+            await _plain(send, 200, f"generation {self.generation} ready\n")
+            return
+        status: list[int] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+
+        app_scope = {**scope, "path": self.probe_path, "raw_path": self.probe_path.encode(), "query_string": b""}
+        try:
+            await self.app(app_scope, receive, capture)
+        except Exception as exc:
+            await _plain(send, 500, f"{self.probe_path} raised {exc!r}\n")
+            return
+        code = status[0] if status else 500
+        await _plain(send, 200 if 200 <= code < 300 else 503, f"{self.probe_path} answered {code}\n")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _idle_since(proto: Any, since: float) -> bool:
+    """No byte received since ``since`` and no request being answered."""
+    cycle = getattr(proto, "cycle", None)
+    return bool(getattr(proto, "last_rx", 0.0) < since and (cycle is None or cycle.response_complete))
+
+
+class LifespanFailed(Exception):
+    """The app's lifespan startup failed."""
+
+
+class GenerationServer:
+    """One generation's HTTP service on the passed listeners."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        sockets: list[socket.socket],
+        generation: int,
+        probe_path: str | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        import uvicorn
+        from uvicorn.server import ServerState
+
+        self.middleware = HandoffMiddleware(app, generation, probe_path)
+        self.sockets = sockets
+        self.config = uvicorn.Config(
+            self.middleware,
+            lifespan="auto",
+            log_level=log_level,
+            access_log=False,
+            timeout_keep_alive=5,
+            proxy_headers=False,
+            server_header=False,
+        )
+        self.config.load()
+        self.state = ServerState()
+        self.servers: list[asyncio.base_events.Server] = []
+        self.lifespan: Any = None
+        base = self.config.http_protocol_class
+
+        class Tracked(base):  # type: ignore[misc, valid-type]
+            last_rx = 0.0
+
+            def data_received(self, data: bytes) -> None:
+                self.last_rx = time.monotonic()
+                super().data_received(data)
+
+        self._protocol = Tracked
+
+    @property
+    def connections(self) -> int:
+        return len(self.state.connections)
+
+    async def start(self) -> None:
+        self.lifespan = self.config.lifespan_class(self.config)
+        await self.lifespan.startup()
+        if self.lifespan.should_exit:
+            raise LifespanFailed("the app's lifespan startup failed (see its output)")
+        loop = asyncio.get_running_loop()
+
+        def factory() -> asyncio.Protocol:
+            proto: asyncio.Protocol = self._protocol(
+                config=self.config, server_state=self.state, app_state=self.lifespan.state, _loop=loop
+            )
+            return proto
+
+        for sock in self.sockets:
+            sock.setblocking(False)
+            self.servers.append(await loop.create_server(factory, sock=sock, backlog=2048))
+
+    async def self_probe(self, timeout: float) -> int:
+        """Probe every listener through the shared socket; return the attempts it took."""
+        from swapprof.server._fds import probe_address
+        from swapprof.server._probe import probe
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        attempts = 0
+        for sock in self.sockets:
+            family, address = probe_address(sock)
+            attempts += await probe(family, address, self.middleware.nonce, deadline)
+        return attempts
+
+    def stop_accepting(self) -> None:
+        self.middleware.draining = True
+        for server in self.servers:
+            server.close()
+
+    async def drain(self, grace: float, timeout: float) -> dict[str, int]:
+        """Wait for connections to finish (policy in the module docstring); return counts."""
+        start = time.monotonic()
+        at_switch = self.connections
+        closed_idle = 0
+        forced = 0
+        while self.state.connections:
+            now = time.monotonic()
+            if now - start >= timeout:
+                for proto in list(self.state.connections):
+                    forced += 1
+                    proto.transport.close()
+                break
+            if now - start >= grace and self.middleware.in_flight == 0:
+                for proto in list(self.state.connections):
+                    if _idle_since(proto, start):
+                        closed_idle += 1
+                        proto.shutdown()
+            await asyncio.sleep(0.01)
+        for task in list(self.state.tasks):
+            task.cancel()
+        for server in self.servers:
+            await server.wait_closed()
+        return {"connections_at_switch": at_switch, "closed_idle": closed_idle, "forced_closed": forced}
+
+    async def shutdown_lifespan(self) -> None:
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()

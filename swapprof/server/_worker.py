@@ -1,0 +1,132 @@
+"""Entry point of one generation: ``python -m swapprof.server._worker``.
+
+Configured by its environment (set by the master): LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
+NOTIFY_SOCKET, SWAPPROF_GENERATION, SWAPPROF_APP, SWAPPROF_APP_DIR, SWAPPROF_PROBE_PATH,
+SWAPPROF_READY_TIMEOUT, SWAPPROF_DRAIN_TIMEOUT, SWAPPROF_DRAIN_GRACE.
+
+Stages reported to the master over sd_notify, each with SWAPPROF_T (CLOCK_MONOTONIC ns, the
+same clock in every process): started, imported, READY=1, stopped_accepting, drained; or
+SWAPPROF_STAGE=failed with SWAPPROF_REASON and STATUS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from swapprof.server._notify import Notifier
+
+EXIT_IMPORT = 3
+EXIT_PROBE = 4
+EXIT_LIFESPAN = 5
+EXIT_NO_SOCKETS = 6
+
+
+def _now() -> int:
+    return time.monotonic_ns()
+
+
+def main() -> int:
+    notifier = Notifier.from_env()
+    os.environ.pop("NOTIFY_SOCKET", None)  # the app must not talk to the master by accident
+    generation = int(os.environ.get("SWAPPROF_GENERATION", "1"))
+    notifier.send(SWAPPROF_STAGE="started", SWAPPROF_T=_now(), MAINPID=os.getpid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master orchestrates; Ctrl-C reaches it
+
+    from swapprof.server._fds import inherit
+
+    listeners = inherit(os.environ)
+    if not listeners:
+        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="no_sockets", STATUS="no LISTEN_FDS passed")
+        return EXIT_NO_SOCKETS
+    app_dir = os.environ.get("SWAPPROF_APP_DIR")
+    if app_dir:
+        sys.path.insert(0, app_dir)
+    try:
+        app = _import_app(os.environ["SWAPPROF_APP"])
+    except BaseException as exc:
+        import traceback
+
+        traceback.print_exc()
+        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="import_error", STATUS=_one_line(exc))
+        return EXIT_IMPORT
+    notifier.send(SWAPPROF_STAGE="imported", SWAPPROF_T=_now())
+
+    import asyncio
+
+    return asyncio.run(_serve(app, [s for _, s in listeners], generation, notifier))
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
+
+
+def _import_app(spec: str) -> object:
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    obj: object = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+async def _serve(app: object, sockets: list, generation: int, notifier: Notifier) -> int:  # type: ignore[type-arg]
+    import asyncio
+
+    from swapprof.server._probe import ProbeFailed
+    from swapprof.server._serving import GenerationServer, LifespanFailed
+
+    env = os.environ
+    ready_timeout = float(env.get("SWAPPROF_READY_TIMEOUT", "30"))
+    drain_timeout = float(env.get("SWAPPROF_DRAIN_TIMEOUT", "30"))
+    drain_grace = float(env.get("SWAPPROF_DRAIN_GRACE", "1"))
+    server = GenerationServer(app, sockets, generation, env.get("SWAPPROF_PROBE_PATH") or None)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await server.start()
+        attempts = await server.self_probe(ready_timeout)
+    except LifespanFailed as exc:
+        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="lifespan_failed", STATUS=_one_line(exc))
+        return EXIT_LIFESPAN
+    except ProbeFailed as exc:
+        print(f"swapprof: generation {generation} self-probe failed: {exc}", file=sys.stderr, flush=True)
+        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="probe_failed", STATUS=_one_line(exc))
+        return EXIT_PROBE
+    notifier.send(READY=1, SWAPPROF_STAGE="ready", SWAPPROF_T=_now(), SWAPPROF_PROBE_ATTEMPTS=attempts)
+    reporter = asyncio.create_task(_report_connections(server, notifier))
+    await stop.wait()
+    server.stop_accepting()
+    notifier.send(SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=_now(), SWAPPROF_CONNECTIONS=server.connections)
+    counts = await server.drain(drain_grace, drain_timeout)
+    reporter.cancel()
+    notifier.send(
+        SWAPPROF_STAGE="drained",
+        SWAPPROF_T=_now(),
+        **{f"SWAPPROF_{key.upper()}": value for key, value in counts.items()},
+    )
+    try:
+        await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
+    except (asyncio.TimeoutError, Exception) as exc:
+        print(f"swapprof: lifespan shutdown: {exc!r}", file=sys.stderr, flush=True)
+    return 0
+
+
+async def _report_connections(server: object, notifier: Notifier) -> None:
+    import asyncio
+
+    last = -1
+    while True:
+        count = server.connections  # type: ignore[attr-defined]
+        if count != last:
+            notifier.send(SWAPPROF_CONNECTIONS=count)
+            last = count
+        await asyncio.sleep(0.25)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,7 +31,9 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> 
     with ServerProcess(run_dir=run_dir) as server:
         say(f"  master pid {server.pid} listening on {server.url}, run dir {server.run_dir}")
         loads = [
-            LoadGenerator(server.address, concurrency=4, mode="keepalive", paths=[("/", 9), ("/slow?ms=150", 1)]),
+            LoadGenerator(
+                server.address, concurrency=4, mode="keepalive", paths=[("/", 9), ("/slow?ms=150", 1)]
+            ),
             LoadGenerator(server.address, concurrency=2, mode="new", paths=[("/", 1)]),
         ]
         for load in loads:
@@ -49,7 +51,9 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> 
         failed = sum(errors.values())
         generations = sorted({r.generation for r in results if r.generation is not None})
         say(f"  requests: {len(results)}, failed: {failed} {errors if failed else ''}".rstrip())
-        say(f"  generations that answered: {generations}; master pid unchanged: {server.status()['master_pid'] == server.pid}")
+        say(
+            f"  generations that answered: {generations}; master pid unchanged: {server.status()['master_pid'] == server.pid}"
+        )
     ok = failed == 0 and all(r["outcome"] == "success" for r in records)
     say("swapprof demo: " + ("all upgrades succeeded with zero failed requests" if ok else "FAILED"))
     return 0 if ok else 1

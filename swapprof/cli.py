@@ -40,25 +40,44 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swapprof", description="Observable hot updates for Python services.")
+    parser = argparse.ArgumentParser(
+        prog="swapprof", description="Observable hot updates for Python services."
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the reference hot-restart server")
     serve.add_argument("app", metavar="MODULE:APP", help="the ASGI app, e.g. swapprof.server.demo:app")
-    serve.add_argument("--bind", action="append", default=[], metavar="HOST:PORT",
-                       help="listen address (repeatable; [::1]:PORT for IPv6, unix:PATH; port 0 picks one)")
+    serve.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="listen address (repeatable; [::1]:PORT for IPv6, unix:PATH; port 0 picks one)",
+    )
     serve.add_argument("--uds", metavar="PATH", help="also listen on this Unix socket")
     serve.add_argument("--app-dir", metavar="DIR", help="directory put first on the app's sys.path")
-    serve.add_argument("--run-dir", metavar="DIR", help="pid file, control socket, state (default ./.swapprof)")
-    serve.add_argument("--ready-timeout", type=_seconds, metavar="S", help="spawn-to-READY limit (default 30)")
-    serve.add_argument("--drain-timeout", type=_seconds, metavar="S", help="old generation's drain limit (default 30)")
-    serve.add_argument("--drain-grace", type=_seconds, metavar="S",
-                       help="how long idle keep-alive connections stay open after the switch (default 1)")
+    serve.add_argument(
+        "--run-dir", metavar="DIR", help="pid file, control socket, state (default ./.swapprof)"
+    )
+    serve.add_argument(
+        "--ready-timeout", type=_seconds, metavar="S", help="spawn-to-READY limit (default 30)"
+    )
+    serve.add_argument(
+        "--drain-timeout", type=_seconds, metavar="S", help="old generation's drain limit (default 30)"
+    )
+    serve.add_argument(
+        "--drain-grace",
+        type=_seconds,
+        metavar="S",
+        help="how long idle keep-alive connections stay open after the switch (default 1)",
+    )
     serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
 
     ctl = sub.add_parser("ctl", help="talk to a running master")
-    ctl.add_argument("--run-dir", default=None, metavar="DIR", help="the master's run dir (default ./.swapprof)")
+    ctl.add_argument(
+        "--run-dir", default=None, metavar="DIR", help="the master's run dir (default ./.swapprof)"
+    )
     ctl_sub = ctl.add_subparsers(dest="action", metavar="ACTION", required=True)
     status = ctl_sub.add_parser("status", help="generations and counters")
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -71,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
 
     demo = sub.add_parser("demo", help="start the server, drive load, hot-upgrade it, print the report")
-    demo.add_argument("--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)")
+    demo.add_argument(
+        "--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)"
+    )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
     return parser
 
@@ -173,7 +194,11 @@ def format_upgrade(record: dict[str, Any]) -> str:
     head = f"upgrade {record.get('id')}: {record.get('outcome')}"
     if record.get("outcome") != "success":
         head += f" ({record.get('reason')}: {record.get('detail')})"
-    lines = [head, f"  generation {record.get('old_generation')} -> {record.get('new_generation')}", f"  {phases}"]
+    lines = [
+        head,
+        f"  generation {record.get('old_generation')} -> {record.get('new_generation')}",
+        f"  {phases}",
+    ]
     if record.get("time_to_ready_ms") is not None:
         lines.append(
             f"  time_to_ready {record['time_to_ready_ms']:.1f} ms, upgrade_total "

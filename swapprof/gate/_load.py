@@ -134,7 +134,9 @@ class LoadGenerator:
 
     def start(self) -> LoadGenerator:
         """Run in a background thread with its own event loop."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.run()), name="swapprof-load", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.run()), name="swapprof-load", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -147,7 +149,9 @@ class LoadGenerator:
         return self.results
 
     def _done(self) -> bool:
-        return self._stop.is_set() or (self.max_requests is not None and len(self.results) >= self.max_requests)
+        return self._stop.is_set() or (
+            self.max_requests is not None and len(self.results) >= self.max_requests
+        )
 
     async def _client(self, index: int) -> None:
         reader: asyncio.StreamReader | None = None
@@ -165,7 +169,7 @@ class LoadGenerator:
             try:
                 if writer is None:
                     reader, writer = await asyncio.wait_for(self.target.connect(), self.timeout)
-                assert reader is not None
+                assert reader is not None and writer is not None
                 keep = self.mode == "keepalive"
                 extra = "" if keep else "Connection: close\r\n"
                 writer.write(f"GET {path} HTTP/1.1\r\nHost: swapprof\r\n{extra}\r\n".encode())
@@ -181,7 +185,7 @@ class LoadGenerator:
                 result.error = "refused"
             except (ConnectionResetError, BrokenPipeError, asyncio.IncompleteReadError) as exc:
                 result.error = "closed" if isinstance(exc, asyncio.IncompleteReadError) else "reset"
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 result.error = "timeout"
             except (Malformed, ValueError):
                 result.error = "malformed"

@@ -8,6 +8,6 @@ from swapprof.server._upgrade import PHASES
 
 __all__ = ["PHASES", "Master", "ServerConfig", "StartupError", "control_request", "serve"]
 
-from swapprof.server._process import ServerProcess  # noqa: E402
+from swapprof.server._process import ServerProcess
 
 __all__ += ["ServerProcess"]

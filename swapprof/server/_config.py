@@ -50,7 +50,9 @@ class ServerConfig:
         for name in ("ready_timeout", "drain_timeout", "drain_grace"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {value!r}")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a positive number of seconds, not {value!r}"
+                )
         if self.drain_grace > self.drain_timeout:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):

@@ -31,7 +31,9 @@ def check_path_length(path: Path) -> None:
         )
 
 
-def request(run_dir: str | os.PathLike[str], payload: dict[str, Any], timeout: float | None = 10.0) -> dict[str, Any]:
+def request(
+    run_dir: str | os.PathLike[str], payload: dict[str, Any], timeout: float | None = 10.0
+) -> dict[str, Any]:
     """Send one request to the master in ``run_dir`` and return its answer."""
     path = control_path(run_dir)
     check_path_length(path)

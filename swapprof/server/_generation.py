@@ -20,7 +20,14 @@ from swapprof.server._spawn import Spawned, spawn
 TAIL_LINES = 40
 
 # Generation states, as `swapprof ctl status` shows them.
-STARTING, READY, SERVING, DRAINING, EXITING, EXITED = "starting", "ready", "serving", "draining", "exiting", "exited"
+STARTING, READY, SERVING, DRAINING, EXITING, EXITED = (
+    "starting",
+    "ready",
+    "serving",
+    "draining",
+    "exiting",
+    "exited",
+)
 
 
 class Generation:
@@ -55,8 +62,13 @@ class Generation:
         self.notify_name = f"@swapprof/{os.getpid()}/{number}/{secrets.token_hex(4)}"
 
     # -- starting ------------------------------------------------------------------------------
-    def start(self, argv: Sequence[str], env: Mapping[str, str], listeners: Sequence[socket.socket],
-              names: Sequence[str]) -> None:
+    def start(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        listeners: Sequence[socket.socket],
+        names: Sequence[str],
+    ) -> None:
         """Spawn the process; raise SpawnError when it cannot be started."""
         self._notify = _notify.receiver(self.notify_name)
         child_env = dict(env)
@@ -214,7 +226,9 @@ class Generation:
             "generation": self.number,
             "pid": self.pid,
             "state": self.state,
-            "uptime_s": round(((self.exited_at or now) - self.spawned_at) / 1e9, 3) if self.spawned_at else 0.0,
+            "uptime_s": round(((self.exited_at or now) - self.spawned_at) / 1e9, 3)
+            if self.spawned_at
+            else 0.0,
             "connections": self.connections,
             "fds": self.open_fds() if self.alive else None,
         }

@@ -47,7 +47,9 @@ class StartupError(SwapprofError):
 
 
 class Master:
-    def __init__(self, config: ServerConfig, *, out: IO[str] | None = None, log: IO[bytes] | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, out: IO[str] | None = None, log: IO[bytes] | None = None
+    ) -> None:
         self.config = config
         self.out = out if out is not None else sys.stdout
         self.log = log if log is not None else sys.stderr.buffer
@@ -105,14 +107,17 @@ class Master:
         await self._bring_up(record)
         if record.outcome != _upgrade.SUCCESS:
             raise StartupError(
-                f"generation 1 did not become ready: {record.reason} {record.detail}".strip(), record.to_dict()
+                f"generation 1 did not become ready: {record.reason} {record.detail}".strip(),
+                record.to_dict(),
             )
         self._write_state()
         (self.run_dir / "master.pid").write_text(f"{os.getpid()}\n")
         for address in self.addresses:
             self._say(f"listening on {address}")
-        self._say(f"master pid {os.getpid()}, generation 1 pid {self.serving.pid if self.serving else '?'} ready "
-                  f"in {record.to_dict()['time_to_ready_ms']:.0f} ms; run dir {self.run_dir}")
+        self._say(
+            f"master pid {os.getpid()}, generation 1 pid {self.serving.pid if self.serving else '?'} ready "
+            f"in {record.to_dict()['time_to_ready_ms']:.0f} ms; run dir {self.run_dir}"
+        )
         self._systemd.send(READY=1, STATUS="generation 1 serving", MAINPID=os.getpid())
         self.ready.set()
 
@@ -221,7 +226,9 @@ class Master:
 
     def _start(self, record: UpgradeRecord) -> None:
         self._current = record
-        self._systemd.send(RELOADING=1, MONOTONIC_USEC=monotonic_usec(), STATUS=f"upgrade {record.id} running")
+        self._systemd.send(
+            RELOADING=1, MONOTONIC_USEC=monotonic_usec(), STATUS=f"upgrade {record.id} running"
+        )
         task = asyncio.create_task(self._run_upgrade(record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -271,12 +278,18 @@ class Master:
             new.start(self._argv(), self._child_env(), self.listeners, self.names)
         except (SpawnError, OSError) as exc:
             record.phase("rollback", spawn_at, time.monotonic_ns())
-            record.outcome, record.reason, record.detail = _upgrade.ROLLED_BACK, _upgrade.REASON_SPAWN_FAILED, str(exc)
+            record.outcome, record.reason, record.detail = (
+                _upgrade.ROLLED_BACK,
+                _upgrade.REASON_SPAWN_FAILED,
+                str(exc),
+            )
             return
         self.generations[number] = new
         record.new_pid = new.pid
         deadline = spawn_at + int(cfg.ready_timeout * 1e9)
-        ok = await new.wait_until(lambda: "ready" in new.stages or not new.alive or new.failure is not None, deadline)
+        ok = await new.wait_until(
+            lambda: "ready" in new.stages or not new.alive or new.failure is not None, deadline
+        )
         stages = new.stages
         if "started" in stages:
             record.phase("spawn", spawn_at, stages["started"])
@@ -307,7 +320,10 @@ class Master:
             }.get(new.failure, new.failure)
             detail = new.info.get("status", "")
         elif timed_out:
-            reason, detail = _upgrade.REASON_READY_TIMEOUT, f"not READY within {self.config.ready_timeout:g} s"
+            reason, detail = (
+                _upgrade.REASON_READY_TIMEOUT,
+                f"not READY within {self.config.ready_timeout:g} s",
+            )
         elif new.exit_signal is not None:
             reason, detail = _upgrade.REASON_CRASHED, new.describe_exit()
         else:
@@ -358,7 +374,9 @@ class Master:
     def _on_exit(self, gen: Generation) -> None:
         """A generation's process ended; replace the serving one if it died on its own."""
         if gen is self.serving and self._current is None and not self._stopping.is_set():
-            self._say(f"generation {gen.number} (pid {gen.pid}) {gen.describe_exit()} while serving; starting a replacement")
+            self._say(
+                f"generation {gen.number} (pid {gen.pid}) {gen.describe_exit()} while serving; starting a replacement"
+            )
             self._schedule_recovery()
 
     def _schedule_recovery(self) -> None:

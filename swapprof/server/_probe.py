@@ -20,7 +20,8 @@ async def _request(family: socket.AddressFamily, address: object, nonce: str, ti
     if family == socket.AF_UNIX:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(address)), timeout)
     else:
-        host, port = address  # type: ignore[misc]
+        assert isinstance(address, tuple)
+        host, port = address
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     try:
         writer.write(
@@ -56,7 +57,7 @@ async def probe(family: socket.AddressFamily, address: object, nonce: str, deadl
             raise ProbeFailed(f"no answer of our own through the listener after {attempts - 1} attempts")
         try:
             status = await _request(family, address, nonce, min(remaining, 5.0))
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise ProbeFailed(f"probe connection failed: {exc!r}") from exc
         if status != NOT_MINE:
             return attempts

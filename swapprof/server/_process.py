@@ -62,7 +62,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SwapprofError(f"master exited with {self.proc.returncode} before it was ready:\n{self.log()}")
+                raise SwapprofError(
+                    f"master exited with {self.proc.returncode} before it was ready:\n{self.log()}"
+                )
             if (self.run_dir / "master.pid").exists() and state_file.exists():
                 self.state = json.loads(state_file.read_text())
                 return self

@@ -21,7 +21,11 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from swapprof.server._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, ProbeFailed
+import uvicorn
+from uvicorn.server import ServerState
+
+from swapprof.server._fds import probe_address
+from swapprof.server._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,7 +82,12 @@ class HandoffMiddleware:
             if message["type"] == "http.response.start":
                 status.append(int(message["status"]))
 
-        app_scope = {**scope, "path": self.probe_path, "raw_path": self.probe_path.encode(), "query_string": b""}
+        app_scope = {
+            **scope,
+            "path": self.probe_path,
+            "raw_path": self.probe_path.encode(),
+            "query_string": b"",
+        }
         try:
             await self.app(app_scope, receive, capture)
         except Exception as exc:
@@ -128,9 +137,6 @@ class GenerationServer:
         probe_path: str | None = None,
         log_level: str = "warning",
     ) -> None:
-        import uvicorn
-        from uvicorn.server import ServerState
-
         self.middleware = HandoffMiddleware(app, generation, probe_path)
         self.sockets = sockets
         self.config = uvicorn.Config(
@@ -180,9 +186,6 @@ class GenerationServer:
 
     async def self_probe(self, timeout: float) -> int:
         """Probe every listener through the shared socket; return the attempts it took."""
-        from swapprof.server._fds import probe_address
-        from swapprof.server._probe import probe
-
         deadline = asyncio.get_running_loop().time() + timeout
         attempts = 0
         for sock in self.sockets:

@@ -41,6 +41,8 @@ def main() -> int:
     if not listeners:
         notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="no_sockets", STATUS="no LISTEN_FDS passed")
         return EXIT_NO_SOCKETS
+    import swapprof.server._serving  # noqa: F401 - the server stack (uvicorn) counts as import
+
     app_dir = os.environ.get("SWAPPROF_APP_DIR")
     if app_dir:
         sys.path.insert(0, app_dir)
@@ -101,7 +103,9 @@ async def _serve(app: object, sockets: list, generation: int, notifier: Notifier
     reporter = asyncio.create_task(_report_connections(server, notifier))
     await stop.wait()
     server.stop_accepting()
-    notifier.send(SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=_now(), SWAPPROF_CONNECTIONS=server.connections)
+    notifier.send(
+        SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=_now(), SWAPPROF_CONNECTIONS=server.connections
+    )
     counts = await server.drain(drain_grace, drain_timeout)
     reporter.cancel()
     notifier.send(
@@ -111,7 +115,7 @@ async def _serve(app: object, sockets: list, generation: int, notifier: Notifier
     )
     try:
         await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
-    except (asyncio.TimeoutError, Exception) as exc:
+    except (TimeoutError, Exception) as exc:
         print(f"swapprof: lifespan shutdown: {exc!r}", file=sys.stderr, flush=True)
     return 0
 

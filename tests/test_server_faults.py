@@ -1,0 +1,137 @@
+"""Every failure of a new generation rolls back, and the old one answers throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from swapprof._process import pid_alive, wait_pid_gone
+from swapprof.gate import LoadGenerator, error_counts
+from swapprof.server import ServerProcess
+from tests._apps import set_fault, write_faulty_app
+
+
+def _wait(predicate, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    return write_faulty_app(tmp_path / "app")
+
+
+FAULTS = [
+    ("import", "import_error", "deliberate import failure"),
+    ("crash", "crashed_before_ready", "SIGABRT"),
+    ("hang", "ready_timeout", "not READY within 3 s"),
+    ("probe", "probe_failed", "/healthz answered 500"),
+]
+
+
+def test_every_fault_rolls_back_while_the_old_generation_serves(app_dir: Path) -> None:
+    args = ["--app-dir", str(app_dir), "--ready-timeout", "3", "--probe-path", "/healthz"]
+    with ServerProcess("faultyapp:app", args=args) as server:
+        load = LoadGenerator(server.address, concurrency=2, paths=[("/", 1)]).start()
+        try:
+            records = {}
+            for fault, _, _ in FAULTS:
+                set_fault(app_dir, fault)
+                records[fault] = server.upgrade()
+            set_fault(app_dir, "")
+            healed = server.upgrade()
+            status = server.status()
+        finally:
+            results = load.stop()
+    for fault, reason, detail in FAULTS:
+        record = records[fault]
+        assert record["outcome"] == "rolled_back", (fault, record)
+        assert record["reason"] == reason, (fault, record)
+        assert detail in record["detail"] + "\n".join(record["tail"]), (fault, record)
+        assert "rollback" in record["phases_ms"] and "switch" not in record["phases_ms"]
+        assert not pid_alive(record["new_pid"])
+    assert "RuntimeError: deliberate import failure" in "\n".join(records["import"]["tail"])
+    assert healed["outcome"] == "success" and healed["new_generation"] == 6
+    assert [g["generation"] for g in status["generations"]] == [6]
+    assert error_counts(results) == dict.fromkeys(error_counts([]), 0)
+    assert {r.generation for r in results} == {1, 6}  # the old generation answered throughout
+
+
+def test_ctl_upgrade_wait_exits_1_and_prints_the_tail_on_rollback(app_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    with ServerProcess("faultyapp:app", args=["--app-dir", str(app_dir)]) as server:
+        set_fault(app_dir, "import")
+        proc = subprocess.run(
+            [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(server.run_dir), "upgrade", "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "rolled_back (import_error" in proc.stdout
+        assert "| RuntimeError: deliberate import failure" in proc.stdout
+        set_fault(app_dir, "")
+        proc = subprocess.run(
+            [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(server.run_dir), "upgrade", "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for phase in ("spawn", "import", "ready", "switch", "drain", "exit"):
+            assert phase in proc.stdout
+
+
+def test_old_generation_killed_mid_drain_still_completes_the_upgrade() -> None:
+    with ServerProcess(args=["--drain-timeout", "20"]) as server:
+        host, port = server.address.rsplit(":", 1)
+        slow = socket.create_connection((host, int(port)), timeout=30)
+        try:
+            slow.sendall(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            old_pid = server.status()["generations"][0]["pid"]
+            _wait(lambda: server.status()["generations"][0]["connections"] >= 1, what="slow request in flight")
+            server.ctl("upgrade")
+            _wait(lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="draining")
+            os.kill(old_pid, signal.SIGKILL)
+            assert slow.recv(4096) == b""  # its request dies with it, nothing else does
+        finally:
+            slow.close()
+        status = _wait(lambda: (s := server.status())["last_upgrade"] and s, what="upgrade end")
+        record = status["last_upgrade"]
+        assert record["outcome"] == "success"
+        assert record["old_exit"] == "killed by SIGKILL"
+        assert [g["generation"] for g in status["generations"]] == [2]
+        results = __import__("asyncio").run(LoadGenerator(server.address, concurrency=1, max_requests=3).run())
+        assert [r.generation for r in results] == [2, 2, 2]
+
+
+def test_serving_generation_that_dies_is_replaced() -> None:
+    with ServerProcess() as server:
+        pid = server.status()["generations"][0]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        status = _wait(
+            lambda: (s := server.status())["serving_generation"] == 2 and s, what="replacement generation"
+        )
+        assert status["last_upgrade"]["trigger"] == "recovery"
+        results = __import__("asyncio").run(LoadGenerator(server.address, concurrency=1, max_requests=3).run())
+        assert [r.generation for r in results] == [2, 2, 2]
+
+
+def test_generations_exit_on_their_own_when_the_master_is_killed() -> None:
+    with ServerProcess() as server:
+        server.upgrade()
+        gen_pid = server.status()["generations"][0]["pid"]
+        server.kill()
+        assert wait_pid_gone(gen_pid, 15.0), "generation outlived its SIGKILLed master"

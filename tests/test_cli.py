@@ -48,9 +48,20 @@ def test_ctl_without_a_master_exits_1_with_advice(tmp_path: Path, capsys: pytest
 
 def test_serve_exits_1_when_the_first_generation_cannot_start(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "swapprof", "serve", "no_such_module_xyz:app", "--bind", "127.0.0.1:0",
-         "--run-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "swapprof",
+            "serve",
+            "no_such_module_xyz:app",
+            "--bind",
+            "127.0.0.1:0",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "generation 1 did not become ready: import_error" in proc.stderr
@@ -94,5 +105,7 @@ def test_sigint_stops_everything_gracefully() -> None:
 def test_version() -> None:
     from swapprof import __version__
 
-    proc = subprocess.run([sys.executable, "-m", "swapprof", "--version"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "swapprof", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == __version__

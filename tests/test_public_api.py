@@ -32,7 +32,16 @@ def test_server_exports() -> None:
         "control_request",
         "serve",
     }
-    assert swapprof.server.PHASES == ("requested", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
+    assert swapprof.server.PHASES == (
+        "requested",
+        "spawn",
+        "import",
+        "ready",
+        "switch",
+        "drain",
+        "exit",
+        "rollback",
+    )
 
 
 def test_errors_form_one_tree() -> None:

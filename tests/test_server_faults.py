@@ -101,9 +101,13 @@ def test_old_generation_killed_mid_drain_still_completes_the_upgrade() -> None:
         try:
             slow.sendall(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n")
             old_pid = server.status()["generations"][0]["pid"]
-            _wait(lambda: server.status()["generations"][0]["connections"] >= 1, what="slow request in flight")
+            _wait(
+                lambda: server.status()["generations"][0]["connections"] >= 1, what="slow request in flight"
+            )
             server.ctl("upgrade")
-            _wait(lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="draining")
+            _wait(
+                lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="draining"
+            )
             os.kill(old_pid, signal.SIGKILL)
             assert slow.recv(4096) == b""  # its request dies with it, nothing else does
         finally:
@@ -113,7 +117,9 @@ def test_old_generation_killed_mid_drain_still_completes_the_upgrade() -> None:
         assert record["outcome"] == "success"
         assert record["old_exit"] == "killed by SIGKILL"
         assert [g["generation"] for g in status["generations"]] == [2]
-        results = __import__("asyncio").run(LoadGenerator(server.address, concurrency=1, max_requests=3).run())
+        results = __import__("asyncio").run(
+            LoadGenerator(server.address, concurrency=1, max_requests=3).run()
+        )
         assert [r.generation for r in results] == [2, 2, 2]
 
 
@@ -125,7 +131,9 @@ def test_serving_generation_that_dies_is_replaced() -> None:
             lambda: (s := server.status())["serving_generation"] == 2 and s, what="replacement generation"
         )
         assert status["last_upgrade"]["trigger"] == "recovery"
-        results = __import__("asyncio").run(LoadGenerator(server.address, concurrency=1, max_requests=3).run())
+        results = __import__("asyncio").run(
+            LoadGenerator(server.address, concurrency=1, max_requests=3).run()
+        )
         assert [r.generation for r in results] == [2, 2, 2]
 
 

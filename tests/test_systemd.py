@@ -46,12 +46,12 @@ def test_master_uses_sockets_passed_by_systemd_and_reports_readiness(tmp_path: P
     notify = receiver(notify_name)
     run_dir = tmp_path / "run"
     serve = [sys.executable, "-m", "swapprof", "serve", "swapprof.server.demo:app", "--run-dir", str(run_dir)]
-    script = (
-        f"export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web; exec {shlex.join(serve)} 3<&{listener.fileno()}"
-    )
+    script = f"export LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web; exec {shlex.join(serve)} 3<&{listener.fileno()}"
     env = {**os.environ, "NOTIFY_SOCKET": notify_name}
     log = open(tmp_path / "master.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(["bash", "-c", script], pass_fds=[listener.fileno()], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        ["bash", "-c", script], pass_fds=[listener.fileno()], env=env, stdout=log, stderr=log
+    )
     listener.close()  # only the master holds it now
     try:
         first = _messages(notify, "READY")

@@ -73,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long idle keep-alive connections stay open after the switch (default 1)",
     )
     serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
+    serve.add_argument(
+        "--debug-bind",
+        metavar="HOST:PORT",
+        help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
+    )
+    serve.add_argument(
+        "--debug-token", metavar="TOKEN", help="require 'Authorization: Bearer TOKEN' on debug routes"
+    )
+    serve.add_argument(
+        "--app-metrics-path",
+        metavar="PATH",
+        help="path each generation serves its own metrics on (default /metrics; '' turns it off)",
+    )
 
     ctl = sub.add_parser("ctl", help="talk to a running master")
     ctl.add_argument(
@@ -150,6 +163,9 @@ def _serve(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         drain_grace=args.drain_grace,
         probe_path=args.probe_path,
+        debug_bind=args.debug_bind,
+        debug_token=args.debug_token,
+        app_metrics_path=args.app_metrics_path,
     )
     return asyncio.run(serve(config))
 

@@ -31,6 +31,17 @@ def _master_fds(server: ServerProcess) -> int:
     return count
 
 
+def _fd_targets(pid: int) -> dict[int, str]:
+    """fd -> what it points at; fds closed while we look are skipped."""
+    targets = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+    return targets
+
+
 def _serving(status: dict) -> dict:  # type: ignore[type-arg]
     return next(g for g in status["generations"] if g["state"] == "serving")
 

@@ -23,6 +23,8 @@ ENV_READY_TIMEOUT = "SWAPPROF_READY_TIMEOUT"
 ENV_DRAIN_TIMEOUT = "SWAPPROF_DRAIN_TIMEOUT"
 ENV_DRAIN_GRACE = "SWAPPROF_DRAIN_GRACE"
 ENV_RUN_DIR = "SWAPPROF_RUN_DIR"
+ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
+ENV_DEBUG_TOKEN = "SWAPPROF_DEBUG_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,12 @@ class ServerConfig:
     """Seconds an idle keep-alive connection is kept open after the switch before it is closed."""
     probe_path: str | None = None
     """If set, the self-probe also asks the app for this path and wants a 2xx."""
+    debug_bind: str | None = "127.0.0.1:0"
+    """Loopback address of the master's /metrics and /debug/swapprof/*; None or "" turns it off."""
+    debug_token: str | None = None
+    """If set, the debug endpoints want ``Authorization: Bearer TOKEN``."""
+    app_metrics_path: str = "/metrics"
+    """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -57,6 +65,14 @@ class ServerConfig:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):
             raise ConfigError(f"--probe-path {self.probe_path!r} must start with '/'")
+        if self.debug_bind:
+            spec = parse_bind(self.debug_bind)
+            if spec.is_unix:
+                raise ConfigError("--debug-bind takes HOST:PORT, not a Unix socket")
+        if self.app_metrics_path and not self.app_metrics_path.startswith("/"):
+            raise ConfigError(
+                f"--app-metrics-path {self.app_metrics_path!r} must start with '/' (or be empty)"
+            )
         if self.app_dir is not None and not Path(self.app_dir).is_dir():
             raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
         self.bind_specs()  # validates every --bind
@@ -88,8 +104,13 @@ class ServerConfig:
                     values[name] = float(env[var])
                 except ValueError:
                     raise ConfigError(f"{var}={env[var]!r} is not a number of seconds") from None
-        if "run_dir" not in values and ENV_RUN_DIR in env:
-            values["run_dir"] = env[ENV_RUN_DIR]
+        for name, var in (
+            ("run_dir", ENV_RUN_DIR),
+            ("debug_bind", ENV_DEBUG_BIND),
+            ("debug_token", ENV_DEBUG_TOKEN),
+        ):
+            if name not in values and var in env:
+                values[name] = env[var]
         return replace(cls(app=app), **values)  # type: ignore[arg-type]
 
 

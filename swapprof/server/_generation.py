@@ -50,6 +50,7 @@ class Generation:
         self.stages: dict[str, int] = {}
         self.info: dict[str, str] = {}
         self.connections = 0
+        self.spans_sent: set[str] = set()
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
@@ -112,10 +113,12 @@ class Generation:
             self.state = DRAINING
         if stage == "drained":
             self.state = EXITING
+        if fields.get("SWAPPROF_SPANS"):
+            self.spans_sent.update(fields["SWAPPROF_SPANS"].split(","))
         if fields.get("SWAPPROF_CONNECTIONS", "").isdigit():
             self.connections = int(fields["SWAPPROF_CONNECTIONS"])
         for key, value in fields.items():
-            if key.startswith("SWAPPROF_") and key not in ("SWAPPROF_T", "SWAPPROF_STAGE"):
+            if key.startswith("SWAPPROF_") and key not in ("SWAPPROF_T", "SWAPPROF_STAGE", "SWAPPROF_SPANS"):
                 self.info[key[9:].lower()] = value
             elif key == "STATUS":
                 self.info["status"] = value

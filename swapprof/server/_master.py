@@ -30,6 +30,7 @@ from swapprof.server._config import ServerConfig
 from swapprof.server._control import MAX_LINE, check_path_length, control_path
 from swapprof.server._generation import DRAINING, EXITED, SERVING, STARTING, Generation
 from swapprof.server._notify import Notifier, monotonic_usec
+from swapprof.server._observe import telemetry_enabled
 from swapprof.server._spawn import SpawnError
 from swapprof.server._upgrade import UpgradeRecord
 
@@ -75,6 +76,9 @@ class Master:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_ns = time.monotonic_ns()
         self._recovery_failures = 0
+        self._gens_of: dict[int, tuple[Generation, Generation | None]] = {}
+        self.observer: Any = None
+        self.debug: Any = None
         self.ready = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
@@ -100,6 +104,15 @@ class Master:
                 raise ListenerError(f"a swapprof master already runs in {self.run_dir}")
             ctl.unlink()
         self._take_listeners()
+        if telemetry_enabled():
+            from swapprof.server._observe import UpgradeObserver
+
+            self.observer = UpgradeObserver(self.run_dir, self)
+        if self.config.debug_bind:
+            from swapprof.server._debug import DebugServer
+
+            self.debug = DebugServer(self, self.config.debug_bind, token=self.config.debug_token)
+            await self.debug.start()
         self._control = await asyncio.start_unix_server(self._on_control, path=str(ctl), limit=MAX_LINE)
         os.chmod(ctl, 0o600)
         self._install_signals()
@@ -114,6 +127,8 @@ class Master:
         (self.run_dir / "master.pid").write_text(f"{os.getpid()}\n")
         for address in self.addresses:
             self._say(f"listening on {address}")
+        if self.debug is not None:
+            self._say(f"debug endpoints (/metrics, /debug/swapprof/upgrades) on http://{self.debug.address}")
         self._say(
             f"master pid {os.getpid()}, generation 1 pid {self.serving.pid if self.serving else '?'} ready "
             f"in {record.to_dict()['time_to_ready_ms']:.0f} ms; run dir {self.run_dir}"
@@ -176,8 +191,12 @@ class Master:
         for gen in alive:
             if not await gen.wait_until(lambda g=gen: not g.alive, deadline):  # type: ignore[misc]
                 gen.kill()
-                self.forced_kills += 1
+                self._forced_kill()
                 await gen.wait_until(lambda g=gen: not g.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))  # type: ignore[misc]
+        if self.debug is not None:
+            await self.debug.close()
+        if self.observer is not None:
+            await self.observer.close()
         if self._control is not None:
             self._control.close()
             with contextlib.suppress(Exception):
@@ -214,6 +233,8 @@ class Master:
             self._pending.coalesced += 1
             self.coalesced_total += 1
             self._count(_upgrade.REASON_COALESCED)
+            if self.observer is not None:
+                self.observer.coalesced_request()
         assert self._pending.done is not None
         return self._pending.done
 
@@ -222,6 +243,8 @@ class Master:
         record = UpgradeRecord(id=self._next_upgrade, trigger=trigger)
         self._next_upgrade += 1
         record.done = self._loop.create_future()
+        if self.observer is not None:
+            self.observer.begin(record)
         return record
 
     def _start(self, record: UpgradeRecord) -> None:
@@ -240,6 +263,9 @@ class Master:
             self._finish(record)
 
     def _finish(self, record: UpgradeRecord) -> None:
+        new, old = self._gens_of.pop(record.id, (None, None))
+        if self.observer is not None:
+            self.observer.finish(record, new, old)
         result = record.to_dict()
         self.history.append(result)
         self._count(f"{record.outcome}:{record.reason}")
@@ -259,6 +285,11 @@ class Master:
         elif (self.serving is None or not self.serving.alive) and not self._stopping.is_set():
             self._schedule_recovery()
 
+    def _forced_kill(self) -> None:
+        self.forced_kills += 1
+        if self.observer is not None:
+            self.observer.forced_kill()
+
     def _count(self, key: str) -> None:
         self.upgrades_total[key] = self.upgrades_total.get(key, 0) + 1
 
@@ -274,10 +305,15 @@ class Master:
         record.new_generation = number
         if old is not None:
             record.old_generation, record.old_pid = old.number, old.pid
+        self._gens_of[record.id] = (new, old)
+        env = self._child_env()
+        if self.observer is not None:
+            env = self.observer.child_env(record, env)
         try:
-            new.start(self._argv(), self._child_env(), self.listeners, self.names)
+            new.start(self._argv(), env, self.listeners, self.names)
         except (SpawnError, OSError) as exc:
             record.phase("rollback", spawn_at, time.monotonic_ns())
+            record.mark("ended")
             record.outcome, record.reason, record.detail = (
                 _upgrade.ROLLED_BACK,
                 _upgrade.REASON_SPAWN_FAILED,
@@ -302,6 +338,7 @@ class Master:
             return
         ready_at = record.mark("new_ready", stages["ready"])
         record.info["probe_attempts"] = int(new.info.get("probe_attempts", "0") or 0)
+        record.info["new_fds"] = new.open_fds()
         new.state = SERVING
         self.serving = new
         if old is not None and old.alive:
@@ -340,6 +377,8 @@ class Master:
     async def _retire(self, record: UpgradeRecord, old: Generation, ready_at: int) -> None:
         """Switch: tell the old generation to stop accepting, wait for its drain and exit."""
         cfg = self.config
+        if self.observer is not None:
+            self.observer.hand_to_old(record, old, ready_at)
         old.signal(signal.SIGTERM)
         if old.state == SERVING:
             old.state = DRAINING
@@ -353,12 +392,12 @@ class Master:
         drained = await old.wait_until(lambda: "drained" in old.stages or not old.alive, drain_deadline)
         if not drained:
             old.kill()
-            self.forced_kills += 1
+            self._forced_kill()
             record.info["forced_kill"] = True
         await old.wait_until(lambda: not old.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))
         if old.alive:  # ignored even SIGKILL's grace: count it and move on
             old.kill()
-            self.forced_kills += 1
+            self._forced_kill()
             record.info["forced_kill"] = True
             await old.wait_until(lambda: not old.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))
         drained_at = old.stages.get("drained", old.exited_at or time.monotonic_ns())
@@ -411,6 +450,7 @@ class Master:
             env["SWAPPROF_APP_DIR"] = str(Path(cfg.app_dir).resolve())
         if cfg.probe_path:
             env["SWAPPROF_PROBE_PATH"] = cfg.probe_path
+        env["SWAPPROF_APP_METRICS_PATH"] = cfg.app_metrics_path
         return env
 
     # ---------------------------------------------------------------- reporting
@@ -428,6 +468,7 @@ class Master:
             "coalesced_total": self.coalesced_total,
             "forced_kills": self.forced_kills,
             "master_fds": len(os.listdir("/proc/self/fd")),
+            "debug_address": self.debug.address if self.debug is not None else None,
             "last_upgrade": self.history[-1] if self.history else None,
         }
 
@@ -438,6 +479,7 @@ class Master:
             "control_socket": str(control_path(self.run_dir)),
             "serving_generation": self.serving.number if self.serving else None,
             "serving_pid": self.serving.pid if self.serving else None,
+            "debug_address": self.debug.address if self.debug is not None else None,
             "stopped": stopped,
         }
         tmp = self.run_dir / "state.json.tmp"

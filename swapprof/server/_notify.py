@@ -46,6 +46,8 @@ class Notifier:
     def __init__(self, target: str | None) -> None:
         self.target = target or None
         self._sock: socket.socket | None = None
+        if self.target is not None:  # created up front: send() is then safe from any thread
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
@@ -56,10 +58,8 @@ class Notifier:
         return self.target is not None
 
     def send(self, **fields: object) -> bool:
-        if self.target is None:
+        if self.target is None or self._sock is None:
             return False
-        if self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             self._sock.sendto(encode(fields), _address(self.target))
         except OSError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,8 +38,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class HandoffMiddleware:
     """Answers the self-probe and adds ``Connection: close`` while draining."""
 
-    def __init__(self, app: ASGIApp, generation: int, probe_path: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, generation: int, probe_path: str | None, metrics_path: str | None = None
+    ) -> None:
         self.app = app
+        self.metrics_path = metrics_path
         self.generation = generation
         self.probe_path = probe_path
         self.nonce = secrets.token_hex(8)
@@ -52,6 +56,9 @@ class HandoffMiddleware:
         probe = _header(scope, PROBE_HEADER.encode())
         if probe is not None and scope["path"] == PROBE_PATH:
             await self._answer_probe(probe.decode("latin-1"), scope, receive, send)
+            return
+        if self.metrics_path is not None and scope["path"] == self.metrics_path:
+            await _metrics(send)
             return
         self.in_flight += 1
         try:
@@ -97,6 +104,28 @@ class HandoffMiddleware:
         await _plain(send, 200 if 200 <= code < 300 else 503, f"{self.probe_path} answered {code}\n")
 
 
+async def _metrics(send: Send) -> None:
+    """This generation's metrics, in Prometheus text format (prometheus_client's registry)."""
+    if "prometheus_client" not in sys.modules:  # telemetry not set up (yet, or turned off)
+        await _plain(send, 503, "metrics are not ready yet\n")
+        return
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    body = generate_latest(REGISTRY)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -136,8 +165,9 @@ class GenerationServer:
         generation: int,
         probe_path: str | None = None,
         log_level: str = "warning",
+        metrics_path: str | None = None,
     ) -> None:
-        self.middleware = HandoffMiddleware(app, generation, probe_path)
+        self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path)
         self.sockets = sockets
         self.config = uvicorn.Config(
             self.middleware,

@@ -2,11 +2,13 @@
 
 Configured by its environment (set by the master): LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
 NOTIFY_SOCKET, SWAPPROF_GENERATION, SWAPPROF_APP, SWAPPROF_APP_DIR, SWAPPROF_PROBE_PATH,
-SWAPPROF_READY_TIMEOUT, SWAPPROF_DRAIN_TIMEOUT, SWAPPROF_DRAIN_GRACE.
+SWAPPROF_READY_TIMEOUT, SWAPPROF_DRAIN_TIMEOUT, SWAPPROF_DRAIN_GRACE, SWAPPROF_RUN_DIR,
+SWAPPROF_APP_METRICS_PATH, TRACEPARENT (the upgrade that creates this generation).
 
 Stages reported to the master over sd_notify, each with SWAPPROF_T (CLOCK_MONOTONIC ns, the
 same clock in every process): started, imported, READY=1, stopped_accepting, drained; or
-SWAPPROF_STAGE=failed with SWAPPROF_REASON and STATUS.
+SWAPPROF_STAGE=failed with SWAPPROF_REASON and STATUS. SWAPPROF_SPANS lists the phase spans
+this generation has flushed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 from swapprof.server._notify import Notifier
 
@@ -32,11 +35,14 @@ def main() -> int:
     notifier = Notifier.from_env()
     os.environ.pop("NOTIFY_SOCKET", None)  # the app must not talk to the master by accident
     generation = int(os.environ.get("SWAPPROF_GENERATION", "1"))
-    notifier.send(SWAPPROF_STAGE="started", SWAPPROF_T=_now(), MAINPID=os.getpid())
+    started = _now()
+    notifier.send(SWAPPROF_STAGE="started", SWAPPROF_T=started, MAINPID=os.getpid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master orchestrates; Ctrl-C reaches it
 
     from swapprof.server._fds import inherit
+    from swapprof.server._gen_telemetry import GenerationTelemetry
 
+    telemetry = GenerationTelemetry(generation, notifier)
     listeners = inherit(os.environ)
     if not listeners:
         notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="no_sockets", STATUS="no LISTEN_FDS passed")
@@ -52,13 +58,18 @@ def main() -> int:
         import traceback
 
         traceback.print_exc()
+        failed = _now()
+        telemetry.record(telemetry.traceparent, [("import", started, failed, _one_line(exc))])
+        telemetry.shutdown()
         notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="import_error", STATUS=_one_line(exc))
         return EXIT_IMPORT
-    notifier.send(SWAPPROF_STAGE="imported", SWAPPROF_T=_now())
+    imported = _now()
+    notifier.send(SWAPPROF_STAGE="imported", SWAPPROF_T=imported)
 
     import asyncio
 
-    return asyncio.run(_serve(app, [s for _, s in listeners], generation, notifier))
+    stamps = {"started": started, "imported": imported}
+    return asyncio.run(_serve(app, [s for _, s in listeners], generation, notifier, telemetry, stamps))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -75,7 +86,9 @@ def _import_app(spec: str) -> object:
     return obj
 
 
-async def _serve(app: object, sockets: list, generation: int, notifier: Notifier) -> int:  # type: ignore[type-arg]
+async def _serve(
+    app: Any, sockets: list[Any], generation: int, notifier: Notifier, telemetry: Any, stamps: dict[str, int]
+) -> int:
     import asyncio
 
     from swapprof.server._probe import ProbeFailed
@@ -85,47 +98,71 @@ async def _serve(app: object, sockets: list, generation: int, notifier: Notifier
     ready_timeout = float(env.get("SWAPPROF_READY_TIMEOUT", "30"))
     drain_timeout = float(env.get("SWAPPROF_DRAIN_TIMEOUT", "30"))
     drain_grace = float(env.get("SWAPPROF_DRAIN_GRACE", "1"))
-    server = GenerationServer(app, sockets, generation, env.get("SWAPPROF_PROBE_PATH") or None)  # type: ignore[arg-type]
+    server = GenerationServer(
+        app,
+        sockets,
+        generation,
+        env.get("SWAPPROF_PROBE_PATH") or None,
+        metrics_path=env.get("SWAPPROF_APP_METRICS_PATH", "/metrics") or None,
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    imported = stamps["imported"]
     try:
         await server.start()
         attempts = await server.self_probe(ready_timeout)
-    except LifespanFailed as exc:
-        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="lifespan_failed", STATUS=_one_line(exc))
-        return EXIT_LIFESPAN
-    except ProbeFailed as exc:
-        print(f"swapprof: generation {generation} self-probe failed: {exc}", file=sys.stderr, flush=True)
-        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="probe_failed", STATUS=_one_line(exc))
-        return EXIT_PROBE
-    notifier.send(READY=1, SWAPPROF_STAGE="ready", SWAPPROF_T=_now(), SWAPPROF_PROBE_ATTEMPTS=attempts)
+    except (LifespanFailed, ProbeFailed) as exc:
+        reason = "lifespan_failed" if isinstance(exc, LifespanFailed) else "probe_failed"
+        print(f"swapprof: generation {generation} {reason}: {exc}", file=sys.stderr, flush=True)
+        phases = [("import", stamps["started"], imported, None), ("ready", imported, _now(), _one_line(exc))]
+        await loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
+        await loop.run_in_executor(None, telemetry.shutdown)
+        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON=reason, STATUS=_one_line(exc))
+        return EXIT_LIFESPAN if reason == "lifespan_failed" else EXIT_PROBE
+    ready = _now()
+    notifier.send(READY=1, SWAPPROF_STAGE="ready", SWAPPROF_T=ready, SWAPPROF_PROBE_ATTEMPTS=attempts)
     reporter = asyncio.create_task(_report_connections(server, notifier))
+    phases = [("import", stamps["started"], imported, None), ("ready", imported, ready, None)]
+    after_ready = loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
+    setup = loop.run_in_executor(None, telemetry.setup)  # also when there is no trace to continue
     await stop.wait()
+    term = _now()
     server.stop_accepting()
+    stopped = _now()
     notifier.send(
-        SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=_now(), SWAPPROF_CONNECTIONS=server.connections
+        SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=stopped, SWAPPROF_CONNECTIONS=server.connections
     )
     counts = await server.drain(drain_grace, drain_timeout)
     reporter.cancel()
+    drained = _now()
     notifier.send(
         SWAPPROF_STAGE="drained",
-        SWAPPROF_T=_now(),
+        SWAPPROF_T=drained,
         **{f"SWAPPROF_{key.upper()}": value for key, value in counts.items()},
     )
     try:
         await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
-    except (TimeoutError, Exception) as exc:
+    except Exception as exc:
         print(f"swapprof: lifespan shutdown: {exc!r}", file=sys.stderr, flush=True)
+    await asyncio.gather(after_ready, setup, return_exceptions=True)
+    traceparent, ready_ns = telemetry.handoff()
+    phases = [
+        ("switch", ready_ns or term, stopped, None),
+        ("drain", stopped, drained, None),
+        ("exit", drained, _now(), None),
+    ]
+    await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, **counts))
+    await loop.run_in_executor(None, telemetry.shutdown)
     return 0
 
 
-async def _report_connections(server: object, notifier: Notifier) -> None:
+async def _report_connections(server: Any, notifier: Notifier) -> None:
     import asyncio
 
     last = -1
     while True:
-        count = server.connections  # type: ignore[attr-defined]
+        count = server.connections
         if count != last:
             notifier.send(SWAPPROF_CONNECTIONS=count)
             last = count

@@ -1,0 +1,101 @@
+"""The master's debug HTTP endpoint, on its own event loop (the master stays thread-free).
+
+Routes: ``/metrics`` (Prometheus text format), ``/debug/swapprof/upgrades`` (recent upgrade
+records, JSON), ``/debug/swapprof/status``. GET only; loopback by default; with a token,
+``Authorization: Bearer TOKEN`` is required (401 otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from swapprof.server._fds import describe, parse_bind
+
+MAX_HEAD = 16384
+
+
+class DebugServer:
+    def __init__(self, master: Any, bind: str, token: str | None = None) -> None:
+        self.master = master
+        self.spec = parse_bind(bind)
+        self.token = token
+        self.address = ""
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        from swapprof.server._fds import bind
+
+        sock = bind(self.spec)
+        self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_HEAD)
+        self.address = describe(sock)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            status, ctype, body = self.route(head)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            writer.close()
+            return
+        reason = {
+            200: "OK",
+            400: "Bad Request",
+            401: "Unauthorized",
+            404: "Not Found",
+            405: "Method Not Allowed",
+        }
+        headers = [
+            f"HTTP/1.1 {status} {reason.get(status, 'Error')}",
+            f"Content-Type: {ctype}",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+            "X-Content-Type-Options: nosniff",
+        ]
+        if status == 401:
+            headers.append('WWW-Authenticate: Bearer realm="swapprof"')
+        with contextlib.suppress(ConnectionError, OSError):
+            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
+            await writer.drain()
+        writer.close()
+
+    def route(self, head: bytes) -> tuple[int, str, bytes]:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        if len(parts) != 3:
+            return 400, "text/plain", b"malformed request line\n"
+        method, target, _ = parts
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"only GET is supported\n"
+        if self.token is not None:
+            auth = next(
+                (ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("authorization:")),
+                "",
+            )
+            if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
+                return 401, "text/plain", b"missing or wrong bearer token\n"
+        url = urlsplit(target)
+        query = parse_qs(url.query)
+        if url.path == "/metrics":
+            from prometheus_client import REGISTRY, generate_latest
+            from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+            return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
+        if url.path == "/debug/swapprof/upgrades":
+            limit_text = query.get("limit", ["50"])[0]
+            if not limit_text.isdigit() or int(limit_text) < 1:
+                return 400, "text/plain", f"limit={limit_text!r}: expected a positive integer\n".encode()
+            records = list(self.master.history)[-int(limit_text) :]
+            return 200, "application/json", json.dumps({"upgrades": records}).encode()
+        if url.path == "/debug/swapprof/status":
+            return 200, "application/json", json.dumps(self.master.status()).encode()
+        return 404, "text/plain", f"no route {url.path}\n".encode()

@@ -1,0 +1,90 @@
+"""A generation's telemetry, set up AFTER it reported READY so the SDK's import (~0.2 s) never
+delays a switch. Phases are stamped with CLOCK_MONOTONIC when they happen and recorded as
+spans afterwards with those times, so nothing is lost by starting late."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from swapprof.server._notify import Notifier
+
+log = logging.getLogger("swapprof.server")
+
+
+class GenerationTelemetry:
+    def __init__(
+        self, generation: int, notifier: Notifier, env: dict[str, str] | os._Environ[str] = os.environ
+    ) -> None:
+        self.generation = generation
+        self.notifier = notifier
+        self.enabled = env.get("SWAPPROF_TELEMETRY", "1") != "0"
+        self.run_dir = env.get("SWAPPROF_RUN_DIR")
+        self.traceparent = env.get("TRACEPARENT")
+        self.tracestate = env.get("TRACESTATE")
+        self.telemetry: Any = None
+
+    def setup(self) -> None:
+        """Configure the SDK (blocking; run it in a thread once READY)."""
+        if not self.enabled or self.telemetry is not None:
+            return
+        try:
+            from opentelemetry import metrics
+
+            from swapprof.telemetry import configure
+
+            self.telemetry = configure("generation", self.generation, run_dir=self.run_dir)
+            generation = self.generation
+            metrics.get_meter("swapprof").create_observable_gauge(
+                "swapprof.generation",
+                [lambda options: [metrics.Observation(generation)]],
+                description="Number of this generation",
+            )
+        except Exception as exc:  # telemetry never stops the service
+            log.warning("swapprof: telemetry setup failed: %r", exc)
+
+    def _recorder(self, traceparent: str | None) -> Any:
+        from swapprof.hooks._handoff import HandoffRecorder
+
+        return HandoffRecorder.from_traceparent(traceparent, self.tracestate, record_metrics=False)
+
+    def record(
+        self, traceparent: str | None, phases: list[tuple[str, int, int, str | None]], **attrs: Any
+    ) -> None:
+        """Record phases (name, start mono ns, end mono ns, error) under ``traceparent``, flush,
+        and tell the master which spans were sent."""
+        if not self.enabled or not traceparent or not phases:
+            return
+        self.setup()
+        if self.telemetry is None:
+            return
+        try:
+            from swapprof.hooks._handoff import epoch_ns
+
+            recorder = self._recorder(traceparent)
+            for name, start, end, error in phases:
+                recorder.record_phase(name, epoch_ns(start), epoch_ns(end), error=error, **attrs)
+            if self.telemetry.flush():
+                self.notifier.send(SWAPPROF_SPANS=",".join(name for name, *_ in phases))
+        except Exception as exc:
+            log.warning("swapprof: recording spans failed: %r", exc)
+
+    def handoff(self) -> tuple[str | None, int | None]:
+        """The trace context and READY stamp the master left for this (old) generation."""
+        if not self.run_dir:
+            return None, None
+        path = Path(self.run_dir) / "handoff" / f"gen-{self.generation}.json"
+        try:
+            data = json.loads(path.read_text())
+            path.unlink()
+        except (OSError, ValueError):
+            return None, None
+        ready = data.get("ready_ns")
+        return data.get("traceparent"), ready if isinstance(ready, int) else None
+
+    def shutdown(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.shutdown()

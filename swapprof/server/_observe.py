@@ -1,0 +1,182 @@
+"""The master's telemetry: one trace per upgrade, the upgrade metrics, the handoff files.
+
+Who records which span: the master records the root ``swapprof.upgrade`` and ``requested``,
+``spawn`` and ``rollback``; the new generation ``import`` and ``ready``; the old generation
+``switch``, ``drain`` and ``exit`` (it learns the upgrade's trace context from a handoff file
+the master writes before signalling it). Each generation reports over sd_notify which spans it
+has flushed (``SWAPPROF_SPANS``); for a phase nobody reported -- a generation that crashed or
+was SIGKILLed -- the master records the span itself, marked ``swapprof.recorded_by=master``,
+so every trace is complete. Histograms and counters live in the master only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from swapprof.server._generation import Generation
+from swapprof.server._upgrade import UpgradeRecord
+
+log = logging.getLogger("swapprof.server")
+
+NEW_PHASES = ("import", "ready")
+OLD_PHASES = ("switch", "drain", "exit")
+SPAN_REPORT_WAIT_S = 5.0
+
+
+def telemetry_enabled(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
+    return (os.environ if env is None else env).get("SWAPPROF_TELEMETRY", "1") != "0"
+
+
+class UpgradeObserver:
+    def __init__(self, run_dir: Path, master: Any) -> None:
+        from opentelemetry import metrics
+
+        from swapprof.hooks._handoff import epoch_ns
+        from swapprof.telemetry import configure
+
+        self.run_dir = run_dir
+        self.handoff_dir = run_dir / "handoff"
+        self.handoff_dir.mkdir(exist_ok=True)
+        self.telemetry = configure("master", run_dir=run_dir)
+        self._epoch = epoch_ns
+        self._recorders: dict[int, Any] = {}
+        self._finishing: set[asyncio.Task[None]] = set()
+        meter = metrics.get_meter("swapprof")
+        self.time_to_ready = meter.create_histogram(
+            "swapprof.upgrade.time_to_ready",
+            unit="s",
+            description="Upgrade requested -> new generation READY",
+        )
+        self.forced_kills = meter.create_counter("swapprof.forced_kills", description="Generations SIGKILLed")
+        self.coalesced = meter.create_counter(
+            "swapprof.upgrade.requests.coalesced",
+            description="Upgrade requests merged into a pending upgrade",
+        )
+
+        def gauge(fn: Callable[[], float | None]) -> Callable[[Any], list[Any]]:
+            def callback(options: Any) -> list[Any]:
+                value = fn()
+                return [] if value is None else [metrics.Observation(value)]
+
+            return callback
+
+        meter.create_observable_gauge(
+            "swapprof.generation",
+            [gauge(lambda: master.serving.number if master.serving else None)],
+            description="Number of the serving generation (changes at every successful upgrade)",
+        )
+        meter.create_observable_gauge(
+            "swapprof.generations.alive",
+            [gauge(lambda: sum(1 for g in master.generations.values() if g.alive))],
+            description="Generation processes alive",
+        )
+        meter.create_observable_gauge(
+            "swapprof.drain.connections",
+            [gauge(lambda: sum(g.connections for g in master.generations.values() if g.state == "draining"))],
+            description="Connections still open in draining generations",
+        )
+
+    # -- per upgrade ---------------------------------------------------------------------------
+    def begin(self, record: UpgradeRecord) -> None:
+        from swapprof.hooks._handoff import HandoffRecorder
+
+        self._recorders[record.id] = HandoffRecorder.start(
+            start_ns=self._epoch(record.requested_ns),
+            attributes={"swapprof.upgrade.id": record.id, "swapprof.trigger": record.trigger},
+        )
+
+    def child_env(self, record: UpgradeRecord, env: dict[str, str]) -> dict[str, str]:
+        recorder = self._recorders.get(record.id)
+        return recorder.child_env(env) if recorder is not None else env
+
+    def hand_to_old(self, record: UpgradeRecord, old: Generation, ready_ns: int) -> None:
+        """Write the trace context the old generation records switch/drain/exit under."""
+        recorder = self._recorders.get(record.id)
+        if recorder is None:
+            return
+        path = self.handoff_dir / f"gen-{old.number}.json"
+        with contextlib.suppress(OSError):
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"traceparent": recorder.traceparent, "ready_ns": ready_ns}))
+            tmp.replace(path)
+
+    def coalesced_request(self) -> None:
+        with contextlib.suppress(Exception):
+            self.coalesced.add(1)
+
+    def forced_kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.forced_kills.add(1)
+
+    def finish(self, record: UpgradeRecord, new: Generation | None, old: Generation | None) -> None:
+        """Close the trace once the generations said which spans they sent (bounded wait)."""
+        recorder = self._recorders.pop(record.id, None)
+        if recorder is None:
+            return
+        task = asyncio.create_task(self._finish(record, recorder, new, old))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(
+        self, record: UpgradeRecord, recorder: Any, new: Generation | None, old: Generation | None
+    ) -> None:
+        deadline = asyncio.get_running_loop().time() + SPAN_REPORT_WAIT_S
+        phases = {name for name, _, _ in record.spans}
+        for gen, wanted in ((new, NEW_PHASES), (old, OLD_PHASES)):
+            if gen is None or not phases & set(wanted):
+                continue
+            mono_deadline = int((deadline - asyncio.get_running_loop().time()) * 1e9)
+            await gen.wait_until(
+                lambda g=gen, w=wanted: not g.alive or phases & set(w) <= g.spans_sent,  # type: ignore[misc]
+                time.monotonic_ns() + max(0, mono_deadline),
+            )
+        try:
+            self._record(record, recorder, new, old)
+        except Exception:
+            log.debug("cannot record upgrade %s", record.id, exc_info=True)
+
+    def _record(
+        self, record: UpgradeRecord, recorder: Any, new: Generation | None, old: Generation | None
+    ) -> None:
+        sent_new = new.spans_sent if new is not None else set()
+        sent_old = old.spans_sent if old is not None else set()
+        for name, start, end in record.spans:
+            by_child = (name in NEW_PHASES and name in sent_new) or (name in OLD_PHASES and name in sent_old)
+            seconds = (end - start) / 1e9
+            recorder.observe_phase(name, seconds)
+            if by_child:
+                continue
+            error = record.detail if name == "rollback" else None
+            extra = {} if name in ("requested", "spawn", "rollback") else {"swapprof.recorded_by": "master"}
+            recorder.record_phase(
+                name, self._epoch(start), self._epoch(end), error=error, record_metrics=False, **extra
+            )
+        info = record.to_dict()
+        for key, value in (
+            ("swapprof.generation.old", record.old_generation),
+            ("swapprof.generation.new", record.new_generation),
+            ("swapprof.pid.old", record.old_pid),
+            ("swapprof.pid.new", record.new_pid),
+            ("swapprof.coalesced", record.coalesced),
+            ("swapprof.connections_at_switch", info.get("connections_at_switch")),
+            ("swapprof.fds.new", info.get("new_fds")),
+            ("swapprof.detail", record.detail or None),
+        ):
+            recorder.set_attribute(key, value)
+        if info.get("time_to_ready_ms") is not None:
+            self.time_to_ready.record(info["time_to_ready_ms"] / 1000)
+        recorder.set_outcome(record.outcome or "unknown", record.reason)
+        recorder.end(self._epoch(record.marks.get("ended", record.requested_ns)))
+
+    async def close(self) -> None:
+        if self._finishing:
+            await asyncio.wait(list(self._finishing), timeout=SPAN_REPORT_WAIT_S + 1)
+        await asyncio.get_running_loop().run_in_executor(None, self.telemetry.shutdown)

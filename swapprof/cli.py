@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--wait", action="store_true", help="return when the master has exited")
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
 
+    report = sub.add_parser("report", help="per-upgrade waterfall from a run dir's span file")
+    report.add_argument("run_dir", nargs="?", default=None, metavar="RUN_DIR", help="default ./.swapprof")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML timeline")
+    report.add_argument("--last", type=_count, metavar="N", help="only the last N upgrades")
+
     demo = sub.add_parser("demo", help="start the server, drive load, hot-upgrade it, print the report")
     demo.add_argument(
         "--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)"
@@ -126,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "ctl":
             return _ctl(args)
+        if args.command == "report":
+            return _report(args)
         if args.command == "demo":
             from swapprof._demo import run_demo
 
@@ -146,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
 
@@ -203,6 +215,21 @@ def _ctl(args: argparse.Namespace) -> int:
         print("stopped" if args.wait else "stopping")
         return EXIT_OK
     return EXIT_USAGE
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from swapprof.telemetry._report import load_upgrades, render_html, render_text
+
+    upgrades = load_upgrades(_run_dir(args))
+    if args.last:
+        upgrades = upgrades[-args.last :]
+    print(render_text(upgrades))
+    if args.html:
+        Path(args.html).write_text(render_html(upgrades))
+        print(f"wrote {args.html}")
+    return EXIT_OK
 
 
 def format_upgrade(record: dict[str, Any]) -> str:

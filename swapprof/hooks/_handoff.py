@@ -57,14 +57,24 @@ class HandoffRecorder:
         meter_provider: Any = None,
         record_metrics: bool = True,
     ) -> None:
-        self._tracer = trace.get_tracer("swapprof", tracer_provider=tracer_provider)
-        meter = metrics.get_meter("swapprof", meter_provider=meter_provider)
-        self._phase_hist = meter.create_histogram(
-            "swapprof.upgrade.phase.duration", unit="s", description="Duration of one upgrade phase"
-        )
-        self._upgrades = meter.create_counter(
-            "swapprof.upgrades", description="Upgrades by outcome and reason"
-        )
+        try:
+            self._tracer: trace.Tracer = trace.get_tracer("swapprof", tracer_provider=tracer_provider)
+        except Exception:  # a broken SDK must not break the upgrade it watches
+            log.debug("tracer unavailable; spans are dropped", exc_info=True)
+            self._tracer = trace.NoOpTracer()
+        try:
+            meter = metrics.get_meter("swapprof", meter_provider=meter_provider)
+            self._phase_hist = meter.create_histogram(
+                "swapprof.upgrade.phase.duration", unit="s", description="Duration of one upgrade phase"
+            )
+            self._upgrades = meter.create_counter(
+                "swapprof.upgrades", description="Upgrades by outcome and reason"
+            )
+        except Exception:
+            log.debug("meter unavailable; metrics are dropped", exc_info=True)
+            meter = metrics.NoOpMeter("swapprof")
+            self._phase_hist = meter.create_histogram("swapprof.upgrade.phase.duration")
+            self._upgrades = meter.create_counter("swapprof.upgrades")
         self._parent = parent
         self.root = root
         self.record_metrics = record_metrics

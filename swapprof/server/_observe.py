@@ -56,6 +56,12 @@ class UpgradeObserver:
             description="Upgrade requested -> new generation READY",
         )
         self.forced_kills = meter.create_counter("swapprof.forced_kills", description="Generations SIGKILLed")
+        self.phase_duration = meter.create_histogram(
+            "swapprof.upgrade.phase.duration", unit="s", description="Duration of one upgrade phase"
+        )
+        self.upgrades = meter.create_counter(
+            "swapprof.upgrades", description="Upgrades by outcome and reason"
+        )
         self.coalesced = meter.create_counter(
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
@@ -91,6 +97,7 @@ class UpgradeObserver:
         self._recorders[record.id] = HandoffRecorder.start(
             start_ns=self._epoch(record.requested_ns),
             attributes={"swapprof.upgrade.id": record.id, "swapprof.trigger": record.trigger},
+            record_metrics=False,  # the observer counts at once; spans may wait for the generations
         )
 
     def child_env(self, record: UpgradeRecord, env: dict[str, str]) -> dict[str, str]:
@@ -118,6 +125,10 @@ class UpgradeObserver:
 
     def finish(self, record: UpgradeRecord, new: Generation | None, old: Generation | None) -> None:
         """Close the trace once the generations said which spans they sent (bounded wait)."""
+        try:
+            self._metrics(record)
+        except Exception:
+            log.debug("cannot count upgrade %s", record.id, exc_info=True)
         recorder = self._recorders.pop(record.id, None)
         if recorder is None:
             return
@@ -150,15 +161,11 @@ class UpgradeObserver:
         sent_old = old.spans_sent if old is not None else set()
         for name, start, end in record.spans:
             by_child = (name in NEW_PHASES and name in sent_new) or (name in OLD_PHASES and name in sent_old)
-            seconds = (end - start) / 1e9
-            recorder.observe_phase(name, seconds)
             if by_child:
                 continue
             error = record.detail if name == "rollback" else None
             extra = {} if name in ("requested", "spawn", "rollback") else {"swapprof.recorded_by": "master"}
-            recorder.record_phase(
-                name, self._epoch(start), self._epoch(end), error=error, record_metrics=False, **extra
-            )
+            recorder.record_phase(name, self._epoch(start), self._epoch(end), error=error, **extra)
         info = record.to_dict()
         for key, value in (
             ("swapprof.generation.old", record.old_generation),
@@ -171,10 +178,16 @@ class UpgradeObserver:
             ("swapprof.detail", record.detail or None),
         ):
             recorder.set_attribute(key, value)
-        if info.get("time_to_ready_ms") is not None:
-            self.time_to_ready.record(info["time_to_ready_ms"] / 1000)
         recorder.set_outcome(record.outcome or "unknown", record.reason)
         recorder.end(self._epoch(record.marks.get("ended", record.requested_ns)))
+
+    def _metrics(self, record: UpgradeRecord) -> None:
+        for name, start, end in record.spans:
+            self.phase_duration.record((end - start) / 1e9, {"phase": name})
+        self.upgrades.add(1, {"outcome": record.outcome or "unknown", "reason": record.reason or "unknown"})
+        ready = record.marks.get("new_ready")
+        if ready is not None:
+            self.time_to_ready.record((ready - record.requested_ns) / 1e9)
 
     async def close(self) -> None:
         if self._finishing:

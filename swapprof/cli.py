@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
     serve.add_argument(
+        "--preload",
+        metavar="PKG[,PKG...]",
+        help="start a zygote that imports these packages once; upgrades fork it (millisecond switch)",
+    )
+    serve.add_argument(
         "--debug-bind",
         metavar="HOST:PORT",
         help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
@@ -178,6 +183,9 @@ def _serve(args: argparse.Namespace) -> int:
         debug_bind=args.debug_bind,
         debug_token=args.debug_token,
         app_metrics_path=args.app_metrics_path,
+        preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
+        if args.preload is not None
+        else None,
     )
     return asyncio.run(serve(config))
 

@@ -25,6 +25,7 @@ ENV_DRAIN_GRACE = "SWAPPROF_DRAIN_GRACE"
 ENV_RUN_DIR = "SWAPPROF_RUN_DIR"
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_DEBUG_TOKEN = "SWAPPROF_DEBUG_TOKEN"
+ENV_PRELOAD = "SWAPPROF_PRELOAD"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ServerConfig:
     """If set, the debug endpoints want ``Authorization: Bearer TOKEN``."""
     app_metrics_path: str = "/metrics"
     """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
+    preload: tuple[str, ...] = ()
+    """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -73,6 +76,14 @@ class ServerConfig:
             raise ConfigError(
                 f"--app-metrics-path {self.app_metrics_path!r} must start with '/' (or be empty)"
             )
+        app_top = self.app.split(":")[0].split(".")[0]
+        for name in self.preload:
+            if not re.match(r"^[A-Za-z_][\w.]*$", name):
+                raise ConfigError(f"--preload {name!r} is not a module name")
+            if name.split(".")[0] == app_top:
+                raise ConfigError(
+                    f"--preload {name!r} is app code (the app is {self.app}); the zygote never imports it"
+                )
         if self.app_dir is not None and not Path(self.app_dir).is_dir():
             raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
         self.bind_specs()  # validates every --bind
@@ -111,6 +122,8 @@ class ServerConfig:
         ):
             if name not in values and var in env:
                 values[name] = env[var]
+        if "preload" not in values and env.get(ENV_PRELOAD):
+            values["preload"] = tuple(p for p in env[ENV_PRELOAD].split(",") if p)
         return replace(cls(app=app), **values)  # type: ignore[arg-type]
 
 

@@ -39,8 +39,10 @@ class Generation:
         loop: asyncio.AbstractEventLoop,
         log: IO[bytes] | None,
         on_exit: Callable[[Generation], None] | None = None,
+        label: str | None = None,
     ) -> None:
         self.number = number
+        self.label = label or f"gen {number}"
         self.on_exit = on_exit
         self.loop = loop
         self.log = log
@@ -63,25 +65,45 @@ class Generation:
         self.notify_name = f"@swapprof/{os.getpid()}/{number}/{secrets.token_hex(4)}"
 
     # -- starting ------------------------------------------------------------------------------
+    def prepare(self, env: Mapping[str, str]) -> dict[str, str]:
+        """Open this generation's notify socket; return ``env`` completed for the child."""
+        self._notify = _notify.receiver(self.notify_name)
+        child_env = dict(env)
+        child_env[_notify.ENV] = self.notify_name
+        child_env["SWAPPROF_GENERATION"] = str(self.number)
+        self.spawned_at = time.monotonic_ns()
+        return child_env
+
+    def abandon(self) -> None:
+        """The process could not be started: release what ``prepare`` opened."""
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+
     def start(
         self,
         argv: Sequence[str],
         env: Mapping[str, str],
         listeners: Sequence[socket.socket],
         names: Sequence[str],
+        extra_fds: Sequence[int] = (),
     ) -> None:
-        """Spawn the process; raise SpawnError when it cannot be started."""
-        self._notify = _notify.receiver(self.notify_name)
-        child_env = dict(env)
-        child_env[_notify.ENV] = self.notify_name
-        child_env["SWAPPROF_GENERATION"] = str(self.number)
-        self.spawned_at = time.monotonic_ns()
+        """Fork and exec the process; raise SpawnError when it cannot be started."""
+        child_env = self.prepare(env)
         try:
-            self._proc = spawn(argv, child_env, listeners, names)
+            self._proc = spawn(argv, child_env, listeners, names, extra_fds=extra_fds)
         except BaseException:
-            self._notify.close()
-            self._notify = None
+            self.abandon()
             raise
+        self._watch()
+
+    def adopt(self, pid: int, output: int) -> None:
+        """Watch a process started elsewhere (forked by the zygote, re-parented to us)."""
+        self._proc = Spawned(pid=pid, pidfd=os.pidfd_open(pid), output=output)
+        self._watch()
+
+    def _watch(self) -> None:
+        assert self._proc is not None and self._notify is not None
         self.pid = self._proc.pid
         self.loop.add_reader(self._notify.fileno(), self._on_notify)
         self.loop.add_reader(self._proc.output, self._on_output)
@@ -151,7 +173,7 @@ class Generation:
         self.tail.append(text)
         if self.log is not None:
             with contextlib.suppress(OSError, ValueError):
-                self.log.write(f"[gen {self.number}] {text}\n".encode())
+                self.log.write(f"[{self.label}] {text}\n".encode())
                 self.log.flush()
 
     def _on_exit(self) -> None:

@@ -79,6 +79,9 @@ class Master:
         self._gens_of: dict[int, tuple[Generation, Generation | None]] = {}
         self.observer: Any = None
         self.debug: Any = None
+        self.zygote: Any = None
+        self._zygote_serial = 0
+        self._lifeline: tuple[int, int] | None = None
         self.ready = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
@@ -116,6 +119,8 @@ class Master:
         self._control = await asyncio.start_unix_server(self._on_control, path=str(ctl), limit=MAX_LINE)
         os.chmod(ctl, 0o600)
         self._install_signals()
+        if self.config.preload:
+            await self._start_zygote_mode()
         record = UpgradeRecord(id=0, trigger="startup")
         await self._bring_up(record)
         if record.outcome != _upgrade.SUCCESS:
@@ -193,6 +198,13 @@ class Master:
                 gen.kill()
                 self._forced_kill()
                 await gen.wait_until(lambda g=gen: not g.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))  # type: ignore[misc]
+        if self.zygote is not None:
+            await self.zygote.stop()
+            self.zygote = None
+        if self._lifeline is not None:
+            for fd in self._lifeline:
+                os.close(fd)
+            self._lifeline = None
         if self.debug is not None:
             await self.debug.close()
         if self.observer is not None:
@@ -298,7 +310,6 @@ class Master:
         old = self.serving
         cfg = self.config
         spawn_at = record.mark("spawn_begin")
-        record.phase("requested", record.requested_ns, spawn_at)
         number = self._next_generation
         self._next_generation += 1
         new = Generation(number, asyncio.get_running_loop(), self.log, on_exit=self._on_exit)
@@ -310,7 +321,7 @@ class Master:
         if self.observer is not None:
             env = self.observer.child_env(record, env)
         try:
-            new.start(self._argv(), env, self.listeners, self.names)
+            spawn_at = await self._spawn(record, new, env, spawn_at)
         except (SpawnError, OSError) as exc:
             record.phase("rollback", spawn_at, time.monotonic_ns())
             record.mark("ended")
@@ -346,6 +357,85 @@ class Master:
         record.outcome, record.reason = _upgrade.SUCCESS, _upgrade.REASON_OK
         record.mark("ended")
         self._prune()
+
+    async def _spawn(self, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int) -> int:
+        """Start ``new`` by forking the zygote, else by exec; record ``requested`` (and ``zygote``
+        when a stale zygote had to be replaced first). Return when the spawn phase began."""
+        from swapprof.server._zygote_client import ZygoteError, start_generation_forked
+
+        record.info["spawn_mode"] = "exec"
+        if self.zygote is not None and self._lifeline is not None:
+            fork_env = {
+                **env,
+                "LISTEN_FDS": str(len(self.listeners)),  # the zygote holds them at fds 3.., as we passed them
+                "LISTEN_FDNAMES": ":".join(self.names),
+                "SWAPPROF_LIFELINE_FD": str(3 + len(self.listeners) + 1),
+            }
+            for attempt in (1, 2):
+                try:
+                    await start_generation_forked(new, self.zygote, fork_env)
+                    record.info["spawn_mode"] = "fork"
+                    record.phase("requested", record.requested_ns, spawn_at)
+                    return spawn_at
+                except ZygoteError as exc:
+                    if exc.kind == "stale" and attempt == 1:
+                        record.phase("requested", record.requested_ns, spawn_at)
+                        self._say(f"zygote {self.zygote.serial} is stale ({exc}); replacing it")
+                        await self._replace_zygote()
+                        zygote_done = time.monotonic_ns()
+                        record.phase("zygote", spawn_at, zygote_done)
+                        spawn_at = zygote_done
+                        if self.zygote is None:
+                            break
+                        continue
+                    record.info["zygote_error"] = str(exc)
+                    self._say(f"zygote refused to fork ({exc.kind}): {exc}; falling back to exec")
+                    if exc.kind == "dead":
+                        self._tasks_add(self._replace_zygote())
+                    break
+        if "requested" not in {name for name, _, _ in record.spans}:
+            record.phase("requested", record.requested_ns, spawn_at)
+        new.start(self._argv(), env, self.listeners, self.names)
+        return spawn_at
+
+    async def _start_zygote_mode(self) -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(
+            36, 1, 0, 0, 0
+        )  # PR_SET_CHILD_SUBREAPER: forks re-parent to us
+        r, w = os.pipe2(os.O_CLOEXEC)  # the lifeline: EOF in a forked generation = the master is gone
+        self._lifeline = (r, w)
+        await self._replace_zygote()
+
+    async def _replace_zygote(self) -> None:
+        """Start a fresh zygote; on success retire the old one. Failure leaves exec mode."""
+        from swapprof.server._zygote_client import Zygote, ZygoteError
+
+        assert self._lifeline is not None and self._loop is not None
+        self._zygote_serial += 1
+        fresh = Zygote(self._loop, self.log, self._zygote_serial)
+        env = self._child_env()
+        try:
+            await fresh.start(self.config.python, env, self.listeners, self.names, self.config.preload,
+                              self._lifeline[0])  # fmt: skip
+        except (ZygoteError, SpawnError, OSError) as exc:
+            self._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
+            old, self.zygote = self.zygote, None
+            if old is not None:
+                await old.stop()
+            return
+        old, self.zygote = self.zygote, fresh
+        self._say(
+            f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(self.config.preload)}"
+        )
+        if old is not None:
+            await old.stop()
+
+    def _tasks_add(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _rollback(self, record: UpgradeRecord, new: Generation, timed_out: bool) -> None:
         failed_at = time.monotonic_ns()
@@ -469,6 +559,7 @@ class Master:
             "forced_kills": self.forced_kills,
             "master_fds": len(os.listdir("/proc/self/fd")),
             "debug_address": self.debug.address if self.debug is not None else None,
+            "zygote": {"serial": self.zygote.serial, "pid": self.zygote.process.pid} if self.zygote else None,
             "last_upgrade": self.history[-1] if self.history else None,
         }
 

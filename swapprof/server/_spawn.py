@@ -41,8 +41,10 @@ def spawn(
     listeners: Sequence[socket.socket],
     names: Sequence[str],
     death_signal: int = signal.SIGTERM,
+    extra_fds: Sequence[int] = (),
 ) -> Spawned:
-    """Fork and exec ``argv`` with ``listeners`` at fds 3..; raise SpawnError on failure."""
+    """Fork and exec ``argv`` with ``listeners`` at fds 3.. and then ``extra_fds`` right after
+    them (not counted in LISTEN_FDS); raise SpawnError on failure."""
     env = {k: v for k, v in env.items() if not k.startswith("LISTEN_")}
     env["LISTEN_FDS"] = str(len(listeners))
     env["LISTEN_FDNAMES"] = ":".join(names)
@@ -50,7 +52,7 @@ def spawn(
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    sources = [s.fileno() for s in listeners]
+    sources = [s.fileno() for s in listeners] + list(extra_fds)
     parent = os.getpid()
     executable = argv[0]
     try:

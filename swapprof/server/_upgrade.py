@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PHASES = ("requested", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
+ALL_PHASES = (*PHASES, "zygote")  # `zygote`: replacing a stale fork server before the spawn
 
 # Outcomes and reason codes (stable: metric labels and alert rules use them).
 SUCCESS = "success"
@@ -53,7 +54,7 @@ class UpgradeRecord:
     done: asyncio.Future[dict[str, Any]] | None = None
 
     def phase(self, name: str, start_ns: int, end_ns: int) -> None:
-        if name not in PHASES:
+        if name not in ALL_PHASES:
             raise ValueError(f"unknown phase {name!r}")
         self.spans.append((name, start_ns, max(start_ns, end_ns)))
 

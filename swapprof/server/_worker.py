@@ -13,6 +13,7 @@ this generation has flushed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -108,6 +109,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    _watch_lifeline(loop, stop)
     imported = stamps["imported"]
     try:
         await server.start()
@@ -155,6 +157,29 @@ async def _serve(
     await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, **counts))
     await loop.run_in_executor(None, telemetry.shutdown)
     return 0
+
+
+def _watch_lifeline(loop: Any, stop: Any) -> None:
+    """A generation forked by the zygote has no parent-death signal tied to the master; it
+    holds the read end of a pipe only the master writes to: EOF means the master is gone."""
+    text = os.environ.get("SWAPPROF_LIFELINE_FD")
+    if not text or not text.isdigit():
+        return
+    fd = int(text)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            stop.set()
+
+    with contextlib.suppress(OSError, ValueError):
+        loop.add_reader(fd, readable)
 
 
 async def _report_connections(server: Any, notifier: Notifier) -> None:

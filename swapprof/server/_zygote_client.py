@@ -1,0 +1,146 @@
+"""The master's side of the zygote: start it, ask it to fork generations, replace it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from swapprof._errors import SwapprofError
+from swapprof.server._generation import Generation
+
+# Always preloaded (best effort): swapprof's own generation stack and what it imports at
+# startup and right after READY -- never app code.
+BASE_PRELOAD = (
+    "swapprof.server._worker",
+    "swapprof.server._serving",
+    "swapprof.server._gen_telemetry",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.lifespan.on",
+    "uvicorn.loops.asyncio",
+    "swapprof.telemetry._setup",
+    "swapprof.hooks._handoff",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.sdk.metrics",
+    "opentelemetry.exporter.prometheus",
+    "prometheus_client",
+)
+START_TIMEOUT_S = 60.0
+FORK_TIMEOUT_S = 10.0
+
+
+class ZygoteError(SwapprofError):
+    """The zygote refused or failed; ``kind`` is threads, stale, fork, preload or dead."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class Zygote:
+    def __init__(self, loop: asyncio.AbstractEventLoop, log: IO[bytes] | None, serial: int) -> None:
+        self.loop = loop
+        self.serial = serial
+        self.process = Generation(0, loop, log, label=f"zygote {serial}")
+        self.sock: socket.socket | None = None
+        self.ready = False
+        self.error: str | None = None
+
+    async def start(
+        self,
+        python: str,
+        env: Mapping[str, str],
+        listeners: Sequence[socket.socket],
+        names: Sequence[str],
+        preload: Sequence[str],
+        lifeline: int,
+    ) -> None:
+        """Spawn and wait until the zygote has imported ``preload``; raise ZygoteError if not."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)
+        first_extra = 3 + len(listeners)
+        child_env = dict(env)
+        child_env["SWAPPROF_ZYGOTE_FD"] = str(first_extra)
+        child_env["SWAPPROF_LIFELINE_FD"] = str(first_extra + 1)
+        child_env["SWAPPROF_PRELOAD"] = ",".join(preload)
+        child_env["SWAPPROF_PRELOAD_BASE"] = ",".join(BASE_PRELOAD)
+        try:
+            self.process.start(
+                [python, "-m", "swapprof.server._zygote"], child_env, listeners, names,
+                extra_fds=[theirs.fileno(), lifeline],
+            )  # fmt: skip
+        finally:
+            theirs.close()
+        self.sock = ours
+        try:
+            hello = await self._receive(START_TIMEOUT_S)
+        except ZygoteError:
+            self.close()
+            raise
+        if not hello.get("ready"):
+            self.close()
+            raise ZygoteError(str(hello.get("error")), str(hello.get("kind") or "preload"))
+        self.ready = True
+
+    async def _receive(self, timeout: float) -> dict[str, Any]:
+        assert self.sock is not None
+        try:
+            data = await asyncio.wait_for(self.loop.sock_recv(self.sock, 1 << 20), timeout)
+        except (TimeoutError, OSError) as exc:
+            raise ZygoteError(f"no answer from the zygote: {exc!r}", "dead") from None
+        if not data:
+            raise ZygoteError(f"the zygote {self.process.describe_exit()}", "dead")
+        answer: dict[str, Any] = json.loads(data)
+        return answer
+
+    async def fork(self, env: Mapping[str, str], out_w: int) -> int:
+        """Fork a generation with ``env``, its stdout/stderr on ``out_w``; return its pid."""
+        if self.sock is None or not self.ready or not self.process.alive:
+            raise ZygoteError("the zygote is not running", "dead")
+        payload = json.dumps({"cmd": "fork", "env": dict(env)}).encode()
+        try:
+            socket.send_fds(self.sock, [payload], [out_w])
+        except OSError as exc:
+            raise ZygoteError(f"cannot reach the zygote: {exc}", "dead") from None
+        answer = await self._receive(FORK_TIMEOUT_S)
+        if "pid" not in answer:
+            raise ZygoteError(str(answer.get("error")), str(answer.get("kind") or "fork"))
+        return int(answer["pid"])
+
+    def close(self) -> None:
+        """Stop the zygote: closing our end makes it exit; SIGKILL if it lingers."""
+        self.ready = False
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        self.close()
+        if self.process.alive:
+            deadline = time.monotonic_ns() + int(timeout * 1e9)
+            if not await self.process.wait_until(lambda: not self.process.alive, deadline):
+                self.process.kill()
+                await self.process.wait_until(lambda: not self.process.alive, deadline + int(5e9))
+
+
+async def start_generation_forked(gen: Generation, zygote: Zygote, env: Mapping[str, str]) -> None:
+    """Bring ``gen`` up as a fork of the zygote (the counterpart of ``Generation.start``)."""
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    child_env = gen.prepare(env)
+    try:
+        pid = await zygote.fork(child_env, out_w)
+    except BaseException:
+        os.close(out_r)
+        gen.abandon()
+        raise
+    finally:
+        os.close(out_w)
+    with contextlib.suppress(OSError):
+        os.set_blocking(out_r, False)
+    gen.adopt(pid, out_r)

@@ -1,0 +1,140 @@
+"""Zygote mode (--preload): upgrades fork a warm process instead of exec'ing an interpreter."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from swapprof._process import wait_pid_gone
+from swapprof.gate import LoadGenerator, error_counts
+from swapprof.server import ServerProcess
+from tests._apps import write_faulty_app
+
+
+def _env_with(path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _fd_targets(pid: int) -> dict[int, str]:
+    targets = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+    return targets
+
+
+def test_forked_upgrades_under_load_lose_nothing_and_pick_up_new_code(tmp_path: Path) -> None:
+    app_dir = write_faulty_app(tmp_path / "app")
+    (app_dir / "VERSION").write_text("v1")
+    args = ["--app-dir", str(app_dir), "--preload", "uvicorn", "--drain-grace", "0.2"]
+    with ServerProcess("faultyapp:app", args=args) as server:
+        zygote = server.status()["zygote"]
+        assert zygote is not None and zygote["serial"] == 1
+        loads = [
+            LoadGenerator(
+                server.address, concurrency=2, mode="keepalive", paths=[("/", 8), ("/slow?ms=100", 1)]
+            ),
+            LoadGenerator(server.address, concurrency=2, mode="new"),
+        ]
+        for load in loads:
+            load.start()
+        try:
+            records = [server.upgrade() for _ in range(6)]
+            (app_dir / "VERSION").write_text("v2")  # a code change on disk...
+            records.append(server.upgrade())
+        finally:
+            results = [r for load in loads for r in load.stop()]
+        import asyncio
+
+        answers = asyncio.run(
+            LoadGenerator(server.address, concurrency=1, max_requests=1, paths=[("/version", 1)]).run()
+        )
+        gen_pid = server.status()["generations"][0]["pid"]
+        master_objects = set(_fd_targets(server.pid).values())
+        # sockets and pipes are named by inode, so equal names mean the same object
+        shared = [
+            t
+            for fd, t in _fd_targets(gen_pid).items()
+            if fd > 2 and t.startswith(("socket:", "pipe:")) and t in master_objects
+        ]
+    assert [r["outcome"] for r in records] == ["success"] * 7
+    assert {r["spawn_mode"] for r in records} == {"fork"}
+    assert error_counts(results) == dict.fromkeys(error_counts([]), 0)
+    assert answers[0].status == 200  # ...is what the next forked generation serves
+    assert all(r["service_gap_ms"] == 0 for r in records)
+    # a forked generation shares with the master only the listener and the lifeline pipe
+    assert sorted(t.split(":")[0] for t in shared) == ["pipe", "socket"], shared
+
+
+def test_version_file_is_read_by_the_new_generation(tmp_path: Path) -> None:
+    import asyncio
+
+    app_dir = write_faulty_app(tmp_path / "app")
+    (app_dir / "VERSION").write_text("v1")
+    with ServerProcess("faultyapp:app", args=["--app-dir", str(app_dir), "--preload", "uvicorn"]) as server:
+        probe = LoadGenerator(server.address, concurrency=1, max_requests=1, paths=[("/version", 1)])
+        first = asyncio.run(probe.run())
+        (app_dir / "VERSION").write_text("v2-new-code")
+        assert server.upgrade()["spawn_mode"] == "fork"
+        import urllib.request
+
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+            f"{server.url}/version", timeout=10
+        ) as r:
+            body = r.read()
+    assert first[0].status == 200
+    assert body == b"v2-new-code"
+
+
+def test_changed_dependency_replaces_the_zygote_first(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "deplib.py").write_text("VALUE = 1\n")
+    with ServerProcess(args=["--preload", "deplib"], env=_env_with(lib)) as server:
+        first = server.upgrade()
+        assert first["spawn_mode"] == "fork" and "zygote" not in first["phases_ms"]
+        old_zygote = server.status()["zygote"]
+        (lib / "deplib.py").write_text(
+            "VALUE = 2  # upgraded\n"
+        )  # new size: a new state even within mtime granularity
+        second = server.upgrade()
+        new_zygote = server.status()["zygote"]
+        log = server.log()
+    assert second["outcome"] == "success" and second["spawn_mode"] == "fork"
+    assert second["phases_ms"]["zygote"] > 0
+    assert new_zygote["serial"] == old_zygote["serial"] + 1 and new_zygote["pid"] != old_zygote["pid"]
+    assert "is stale" in log
+    assert wait_pid_gone(old_zygote["pid"], 10)
+
+
+def test_a_thread_in_the_zygote_is_refused_naming_it(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "threadlib.py").write_text(
+        "import threading, time\n"
+        "threading.Thread(target=lambda: time.sleep(3600), name='metrics-pusher', daemon=True).start()\n"
+    )
+    with ServerProcess(args=["--preload", "threadlib"], env=_env_with(lib)) as server:
+        status = server.status()
+        record = server.upgrade()
+        log = server.log()
+    assert status["zygote"] is None
+    assert "metrics-pusher" in log and "zygote could not start" in log
+    assert record["outcome"] == "success" and record["spawn_mode"] == "exec"  # the exec path still works
+
+
+def test_forked_generations_and_zygote_exit_when_the_master_is_killed() -> None:
+    with ServerProcess(args=["--preload", "uvicorn"]) as server:
+        server.upgrade()
+        status = server.status()
+        gen_pid = status["generations"][0]["pid"]
+        zygote_pid = status["zygote"]["pid"]
+        os.kill(server.pid, signal.SIGKILL)
+        server.proc.wait()  # type: ignore[union-attr]
+        assert wait_pid_gone(gen_pid, 15), "forked generation outlived the master"
+        assert wait_pid_gone(zygote_pid, 15), "zygote outlived the master"

@@ -82,8 +82,25 @@ class Prober:
         return {pid for at, pid in self.seen if at >= since_ns}
 
 
-def bench_swapprof(upgrades: int) -> dict[str, Any]:
-    with ServerProcess(APP) as server, Prober(server.url + "/") as prober:
+def memory(pid: int) -> dict[str, float]:
+    """RSS, PSS and USS (MiB) of one process, from /proc/PID/smaps_rollup."""
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                fields[parts[0].rstrip(":")] = int(parts[1])
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return {
+        "rss_mib": fields.get("Rss", 0) / 1024,
+        "pss_mib": fields.get("Pss", 0) / 1024,
+        "uss_mib": uss / 1024,
+    }
+
+
+def bench_swapprof(upgrades: int, preload: str | None = None) -> dict[str, Any]:
+    args = ["--preload", preload] if preload else []
+    with ServerProcess(APP, args=args) as server, Prober(server.url + "/") as prober:
         loads = _load(server.address)
         for load in loads:
             load.start()
@@ -95,10 +112,12 @@ def bench_swapprof(upgrades: int) -> dict[str, Any]:
             record = server.upgrade()
             records.append(record)
             first_new.append(prober.first_new(t0, old))
-            print(f"\r  swapprof upgrade {i + 1}/{upgrades}", end="", file=sys.stderr, flush=True)
+            mode = "zygote" if preload else "exec"
+            print(f"\r  swapprof ({mode}) upgrade {i + 1}/{upgrades}", end="", file=sys.stderr, flush=True)
             time.sleep(0.2)
         print(file=sys.stderr)
         results = [r for load in loads for r in load.stop()]
+        mem = memory(server.status()["generations"][0]["pid"])
     ok = [r for r in records if r["outcome"] == "success"]
     return {
         "upgrades": len(records),
@@ -113,6 +132,8 @@ def bench_swapprof(upgrades: int) -> dict[str, Any]:
         "service_gap_ms_max": max((r["service_gap_ms"] or 0) for r in ok) if ok else None,
         "requests": len(results),
         "client_errors": error_counts(results),
+        "spawn_modes": sorted({r.get("spawn_mode", "exec") for r in ok}),
+        "generation_memory": mem,
     }
 
 
@@ -265,79 +286,11 @@ def main() -> int:
     }
     print("swapprof ...", file=sys.stderr)
     ours = bench_swapprof(args.upgrades)
+    zygote = bench_swapprof(args.upgrades, preload="uvicorn")
     print("gunicorn ...", file=sys.stderr)
     g_hup = bench_gunicorn("HUP", args.gunicorn_cycles)
     g_usr2 = bench_gunicorn("USR2", max(1, args.gunicorn_cycles // 2))
-    med = lambda d: d["median"]  # noqa: E731
-    ours_first = med(ours["first_new_answer_ms"])
-    rows = [
-        [
-            "swapprof (master's time_to_ready)",
-            med(ours["time_to_ready_ms"]),
-            ours["time_to_ready_ms"]["p95"],
-            med(ours["upgrade_total_ms"]),
-            sum(ours["client_errors"].values()),
-            None,
-        ],
-        [
-            "swapprof (client: first new answer)",
-            ours_first,
-            ours["first_new_answer_ms"]["p95"],
-            None,
-            None,
-            1.0,
-        ],
-        [
-            "floor: exec python -c pass",
-            med(floors["exec_python_pass_ms"]),
-            floors["exec_python_pass_ms"]["p95"],
-            None,
-            None,
-            None,
-        ],
-        [
-            "floor: exec app imports",
-            med(floors["exec_app_imports_ms"]),
-            floors["exec_app_imports_ms"]["p95"],
-            None,
-            None,
-            None,
-        ],
-        [
-            "gunicorn HUP (first new answer)",
-            med(g_hup["first_new_answer_ms"]),
-            g_hup["first_new_answer_ms"]["p95"],
-            med(g_hup["upgrade_total_ms"]),
-            sum(g_hup["client_errors"].values()),
-            ours_first / med(g_hup["first_new_answer_ms"]) if med(g_hup["first_new_answer_ms"]) else None,
-        ],
-        [
-            "gunicorn USR2+WINCH+QUIT (first new answer)",
-            med(g_usr2["first_new_answer_ms"]),
-            g_usr2["first_new_answer_ms"]["p95"],
-            med(g_usr2["upgrade_total_ms"]),
-            sum(g_usr2["client_errors"].values()),
-            ours_first / med(g_usr2["first_new_answer_ms"]) if med(g_usr2["first_new_answer_ms"]) else None,
-        ],
-    ]
-    print(
-        table(
-            ["what", "ready median ms", "ready p95 ms", "total median ms", "client errors", "ours/theirs"],
-            rows,
-        )
-    )
-    print(
-        "swapprof phase medians (ms):",
-        {k: round(v, 1) for k, v in ours["phases_median_ms"].items() if v is not None},
-    )
-    print(
-        "client errors by kind: swapprof",
-        ours["client_errors"],
-        "| gunicorn HUP",
-        g_hup["client_errors"],
-        "| gunicorn USR2",
-        g_usr2["client_errors"],
-    )
+    print(report(floors, ours, zygote, g_hup, g_usr2))
     path = write(
         "switch",
         {
@@ -345,12 +298,53 @@ def main() -> int:
             "pyc": pyc,
             "floors": floors,
             "swapprof": ours,
+            "swapprof_zygote": zygote,
             "gunicorn_hup": g_hup,
             "gunicorn_usr2": g_usr2,
         },
     )
     print(f"wrote {path}")
     return 0
+
+
+def report(floors: dict[str, Any], ours: dict[str, Any], zygote: dict[str, Any], g_hup: dict[str, Any],
+           g_usr2: dict[str, Any]) -> str:  # fmt: skip
+    """The table: every row's time_to_ready (master's, or client-seen first new answer) and
+    its ratio to swapprof's exec mode measured in the same run."""
+
+    def med(d: dict[str, Any]) -> float:
+        return float(d["median"]) if d["median"] is not None else float("nan")
+
+    base_ready, base_first = med(ours["time_to_ready_ms"]), med(ours["first_new_answer_ms"])
+    rows = []
+    for label, data, key, base in (
+        ("swapprof exec: time_to_ready (master)", ours, "time_to_ready_ms", base_ready),
+        ("swapprof exec: first new answer (client)", ours, "first_new_answer_ms", base_first),
+        ("swapprof --preload: time_to_ready (master)", zygote, "time_to_ready_ms", base_ready),
+        ("swapprof --preload: first new answer (client)", zygote, "first_new_answer_ms", base_first),
+        ("gunicorn HUP: first new answer (client)", g_hup, "first_new_answer_ms", base_first),
+        ("gunicorn USR2+WINCH+QUIT: first new answer", g_usr2, "first_new_answer_ms", base_first),
+    ):
+        total = (
+            data["upgrade_total_ms"]["median"] if key == "time_to_ready_ms" or "gunicorn" in label else None
+        )
+        errors = sum(data["client_errors"].values())
+        rows.append([label, med(data[key]), data[key]["p95"], total, errors, f"{med(data[key]) / base:.2f}"])
+    for label, key in (("floor: exec python -c pass", "exec_python_pass_ms"),
+                       ("floor: exec of the app's imports", "exec_app_imports_ms")):  # fmt: skip
+        rows.append(
+            [label, med(floors[key]), floors[key]["p95"], None, None, f"{med(floors[key]) / base_ready:.2f}"]
+        )
+    lines = [table(["what", "median ms", "p95 ms", "total median ms", "client errors", "/ exec"], rows)]
+    for name, data in (("exec", ours), ("zygote", zygote)):
+        phases = {k: round(v, 1) for k, v in data["phases_median_ms"].items() if v is not None}
+        memory = {k: round(v, 1) for k, v in data["generation_memory"].items()}
+        lines.append(f"{name}: phase medians (ms) {phases}; generation memory (MiB) {memory}")
+    lines.append(
+        f"client errors by kind: exec {ours['client_errors']} | zygote {zygote['client_errors']} | "
+        f"gunicorn HUP {g_hup['client_errors']} | gunicorn USR2 {g_usr2['client_errors']}"
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from swapprof._errors import (
     UpgradeError,
 )
 from swapprof._version import __version__
+from swapprof.hooks._handoff import HandoffRecorder
 
 __all__ = [
     "ConfigError",
     "ControlError",
+    "HandoffRecorder",
     "ListenerError",
     "NotRunningError",
     "SwapprofError",

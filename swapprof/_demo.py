@@ -21,6 +21,24 @@ def _line(record: dict[str, Any]) -> str:
     )
 
 
+def _waterfall(run_dir: Any, count: int) -> str:
+    """The last ``count`` upgrades as waterfalls, once their spans have reached the span file."""
+    from swapprof.telemetry._report import load_upgrades, render_text
+
+    deadline = time.monotonic() + 10
+    upgrades = []
+    while time.monotonic() < deadline:
+        try:
+            upgrades = load_upgrades(run_dir)
+        except Exception:
+            upgrades = []
+        if len(upgrades) >= count and all(len(u.phases) >= 7 for u in upgrades[-count:]):
+            break
+        time.sleep(0.1)
+    text = render_text(upgrades[-count:], width=32)
+    return "\n".join(f"  {line}" if line else "" for line in text.splitlines())
+
+
 def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> int:
     out = out or sys.stdout
 
@@ -51,9 +69,11 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> 
         failed = sum(errors.values())
         generations = sorted({r.generation for r in results if r.generation is not None})
         say(f"  requests: {len(results)}, failed: {failed} {errors if failed else ''}".rstrip())
-        say(
-            f"  generations that answered: {generations}; master pid unchanged: {server.status()['master_pid'] == server.pid}"
-        )
+        status = server.status()
+        same = status["master_pid"] == server.pid
+        say(f"  generations that answered: {generations}; master pid unchanged: {same}")
+        say(f"  metrics: http://{status['debug_address']}/metrics   traces: {server.run_dir / 'spans.jsonl'}")
+        say(_waterfall(server.run_dir, len(records)))
     ok = failed == 0 and all(r["outcome"] == "success" for r in records)
     say("swapprof demo: " + ("all upgrades succeeded with zero failed requests" if ok else "FAILED"))
     return 0 if ok else 1

@@ -143,3 +143,32 @@ def test_generations_exit_on_their_own_when_the_master_is_killed() -> None:
         gen_pid = server.status()["generations"][0]["pid"]
         server.kill()
         assert wait_pid_gone(gen_pid, 15.0), "generation outlived its SIGKILLed master"
+
+
+def _cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks (1/100 s)
+
+
+def test_a_generation_stuck_past_the_drain_timeout_is_killed_and_counted() -> None:
+    with ServerProcess(args=["--drain-timeout", "1", "--drain-grace", "0.5"]) as server:
+        host, port = server.address.rsplit(":", 1)
+        busy = socket.create_connection((host, int(port)), timeout=30)
+        try:
+            gen_pid = server.status()["generations"][0]["pid"]
+            cpu_before = _cpu_ticks(gen_pid)
+            busy.sendall(b"GET /cpu?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n")  # blocks its event loop
+            _wait(lambda: _cpu_ticks(gen_pid) - cpu_before >= 20, what="the generation burning CPU")
+            record = server.upgrade()
+        finally:
+            busy.close()
+        status = server.status()
+    assert record["outcome"] == "success"
+    assert record.get("forced_kill") is True and record["old_exit"] == "killed by SIGKILL", (
+        record["phases_ms"],
+        record.get("old_exit"),
+        record.get("tail"),
+    )
+    assert status["forced_kills"] == 1
+    assert record["phases_ms"]["switch"] + record["phases_ms"]["drain"] >= 1000  # the whole --drain-timeout

@@ -472,14 +472,20 @@ class Master:
         old.signal(signal.SIGTERM)
         if old.state == SERVING:
             old.state = DRAINING
-        switch_deadline = ready_at + int(max(cfg.ready_timeout, 5.0) * 1e9)
-        await old.wait_until(lambda: "stopped_accepting" in old.stages or not old.alive, switch_deadline)
+        # One budget for switch + drain: an old generation whose event loop is blocked cannot
+        # even stop accepting, and must not hold the upgrade longer than --drain-timeout.
+        signalled = time.monotonic_ns()
+        deadline = signalled + int((cfg.drain_timeout + 1.0) * 1e9)
+        switched = await old.wait_until(lambda: "stopped_accepting" in old.stages or not old.alive, deadline)
         stopped = old.stages.get("stopped_accepting", old.exited_at or time.monotonic_ns())
+        if not switched:
+            stopped = time.monotonic_ns()  # it never said so; from now on it is killed anyway
         record.mark("old_stopped_accepting", stopped)
         record.phase("switch", ready_at, stopped)
         record.info["connections_at_switch"] = int(old.info.get("connections", old.connections) or 0)
-        drain_deadline = stopped + int((cfg.drain_timeout + 1.0) * 1e9)
-        drained = await old.wait_until(lambda: "drained" in old.stages or not old.alive, drain_deadline)
+        drained = switched and await old.wait_until(
+            lambda: "drained" in old.stages or not old.alive, deadline
+        )
         if not drained:
             old.kill()
             self._forced_kill()

@@ -87,7 +87,7 @@ def render_text(upgrades: Sequence[Upgrade], width: int = 40) -> str:
         )
         scale = width / max(up.total_ms, 1e-6)
         for span in up.phases:
-            offset = (span["start_ns"] - up.start) / 1e6
+            offset = max(0.0, (span["start_ns"] - up.start) / 1e6)
             length = (span["end_ns"] - span["start_ns"]) / 1e6
             lead = min(width - 1, int(offset * scale))
             bar = " " * lead + "#" * max(1, min(width - lead, round(length * scale)))

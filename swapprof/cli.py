@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)"
     )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
+    from swapprof.dashboards._cli import add_parser as add_dashboards_parser
+
+    add_dashboards_parser(sub)
     return parser
 
 
@@ -136,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "ctl":
             return _ctl(args)
+        if args.command == "dashboards":
+            from swapprof.dashboards._cli import run as run_dashboards
+
+            return run_dashboards(args)
         if args.command == "report":
             return _report(args)
         if args.command == "demo":

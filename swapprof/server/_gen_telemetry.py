@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,14 @@ class GenerationTelemetry:
         self.traceparent = env.get("TRACEPARENT")
         self.tracestate = env.get("TRACESTATE")
         self.telemetry: Any = None
+        self._lock = threading.Lock()
 
     def setup(self) -> None:
-        """Configure the SDK (blocking; run it in a thread once READY)."""
+        """Configure the SDK (blocking; run it in a thread once READY). Safe from two threads."""
+        with self._lock:
+            self._setup()
+
+    def _setup(self) -> None:
         if not self.enabled or self.telemetry is not None:
             return
         try:

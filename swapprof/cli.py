@@ -118,8 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
     from swapprof.dashboards._cli import add_parser as add_dashboards_parser
+    from swapprof.pprof._cli import add_parser as add_profile_parser
 
     add_dashboards_parser(sub)
+    add_profile_parser(sub)
     return parser
 
 
@@ -139,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "ctl":
             return _ctl(args)
+        if args.command == "profile":
+            from swapprof.pprof._cli import run as run_profile
+
+            return run_profile(args)
         if args.command == "dashboards":
             from swapprof.dashboards._cli import run as run_dashboards
 

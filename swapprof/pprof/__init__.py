@@ -1,0 +1,68 @@
+"""Go's ``/debug/pprof`` for Python: Go's routes, and profiles that ``go tool pprof``, Pyroscope
+and speedscope read unchanged.
+
+Serve them::
+
+    server = swapprof.pprof.serve()                 # standalone, 127.0.0.1, a free port
+    app = swapprof.pprof.asgi_app(app)              # in front of an ASGI app (FastAPI, Starlette)
+    app = swapprof.pprof.wsgi_app(app)              # in front of a WSGI app (Flask, Django)
+    server.add_route("upgrades", upgrades_as_json)  # JSON at /debug/swapprof/upgrades
+
+or take them in code: ``cpu_profile(5).encode()`` is a gzipped profile.proto, ``flame_html``
+renders any profile as a self-contained page.
+"""
+
+from swapprof.pprof._api import cpu_profile, goroutine_dump, goroutine_profile, heap_profile, read_profile
+from swapprof.pprof._asgi import PprofASGI, asgi_app
+from swapprof.pprof._cpu import DEFAULT_HZ
+from swapprof.pprof._errors import (
+    ProfileError,
+    ProfileFetchError,
+    ProfileFormatError,
+    ProfilerUnavailableError,
+    ProfilingInUseError,
+)
+from swapprof.pprof._flame import flame_html
+from swapprof.pprof._heap import DEFAULT_FRAMES
+from swapprof.pprof._model import Profile
+from swapprof.pprof._server import PprofServer, serve
+from swapprof.pprof._settings import (
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_SECONDS,
+    ENV_HZ,
+    ENV_MAX_SECONDS,
+    ENV_TOKEN,
+    ENV_TRACEMALLOC,
+    JsonRoute,
+)
+from swapprof.pprof._wsgi import PprofWSGI, wsgi_app
+
+__all__ = [
+    "DEFAULT_FRAMES",
+    "DEFAULT_HZ",
+    "DEFAULT_MAX_SECONDS",
+    "DEFAULT_SECONDS",
+    "ENV_HZ",
+    "ENV_MAX_SECONDS",
+    "ENV_TOKEN",
+    "ENV_TRACEMALLOC",
+    "JsonRoute",
+    "PprofASGI",
+    "PprofServer",
+    "PprofWSGI",
+    "Profile",
+    "ProfileError",
+    "ProfileFetchError",
+    "ProfileFormatError",
+    "ProfilerUnavailableError",
+    "ProfilingInUseError",
+    "asgi_app",
+    "cpu_profile",
+    "flame_html",
+    "goroutine_dump",
+    "goroutine_profile",
+    "heap_profile",
+    "read_profile",
+    "serve",
+    "wsgi_app",
+]

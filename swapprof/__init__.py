@@ -1,4 +1,13 @@
-"""swapprof: make hot updates of Python network services observable."""
+"""swapprof: make hot updates of Python network services observable.
+
+Names load on first use (PEP 562): every generation imports this package first, and must not
+pay for OpenTelemetry at spawn time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from swapprof._errors import (
     ConfigError,
@@ -9,15 +18,40 @@ from swapprof._errors import (
     UpgradeError,
 )
 from swapprof._version import __version__
-from swapprof.hooks._handoff import HandoffRecorder
+
+if TYPE_CHECKING:
+    from swapprof.hooks import GCMonitor, ReloadError, ReloadTracker
+    from swapprof.hooks._handoff import HandoffRecorder
+
+_LAZY = {
+    "HandoffRecorder": "swapprof.hooks._handoff",
+    "GCMonitor": "swapprof.hooks",
+    "ReloadError": "swapprof.hooks",
+    "ReloadTracker": "swapprof.hooks",
+}
 
 __all__ = [
     "ConfigError",
     "ControlError",
+    "GCMonitor",
     "HandoffRecorder",
     "ListenerError",
     "NotRunningError",
+    "ReloadError",
+    "ReloadTracker",
     "SwapprofError",
     "UpgradeError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'swapprof' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

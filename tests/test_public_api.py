@@ -11,13 +11,17 @@ def test_top_level_exports() -> None:
     expected = {
         "ConfigError",
         "ControlError",
+        "GCMonitor",
+        "HandoffRecorder",
+        "ReloadError",
+        "ReloadTracker",
         "ListenerError",
         "NotRunningError",
         "SwapprofError",
         "UpgradeError",
         "__version__",
     }
-    assert expected <= set(swapprof.__all__)
+    assert expected == set(swapprof.__all__)
     for name in swapprof.__all__:
         assert getattr(swapprof, name) is not None
 

@@ -1,0 +1,35 @@
+"""Grouping live traces by traceback: the fast path over raw traces equals the public API's."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+from swapprof.hooks import _traces
+
+
+def allocate() -> list[bytearray]:
+    return [bytearray(1000) for _ in range(50)]
+
+
+def test_fast_grouping_matches_the_public_statistics() -> None:
+    tracemalloc.start(3)
+    try:
+        kept = allocate()
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    fast = _traces.group(snapshot)
+    snapshot.traces._traces = tuple(snapshot.traces._traces)  # type: ignore[attr-defined]  # force the fallback
+    public = _traces.group(snapshot)
+    assert fast == public
+    ours = [(frames, entry) for frames, entry in fast.items() if frames[0][0] == __file__]
+    assert any(entry[0] >= 50_000 and entry[1] >= 50 for _, entry in ours)
+    assert all(not _traces.own(frames[0][0]) for frames in fast)
+    assert len(kept) == 50
+
+
+def test_top_growth_formats_only_what_grew() -> None:
+    groups = {(("a.py", 1), ("b.py", 2)): [500, 5], (("c.py", 3),): [100, 1]}
+    before = _traces.sites({(("c.py", 3),): [100, 1]})
+    (site,) = _traces.top_growth(groups, before, 10)
+    assert site.frames == ("a.py:1", "b.py:2") and site.size_diff == 500 and site.count_diff == 5

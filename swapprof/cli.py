@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("--wait", action="store_true", help="return when it ended; exit 1 on rollback")
     upgrade.add_argument("--json", action="store_true", help="print the upgrade record as JSON")
     upgrade.add_argument("--timeout", type=_seconds, default=600.0, metavar="S", help="how long --wait waits")
+    reload = ctl_sub.add_parser("reload", help="reload modules in place in the serving generation, tracked")
+    reload.add_argument(
+        "modules", nargs="*", metavar="MODULE", help="default: the app's module (and its package)"
+    )
+    reload.add_argument("--wait", action="store_true", help="return with the result; exit 1 if it failed")
+    reload.add_argument("--json", action="store_true", help="print the result as JSON")
     stop = ctl_sub.add_parser("stop", help="gracefully stop the master and its generations")
     stop.add_argument("--wait", action="store_true", help="return when the master has exited")
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
@@ -226,6 +232,18 @@ def _ctl(args: argparse.Namespace) -> int:
         record = control_request(run_dir, {"cmd": "upgrade", "wait": True}, timeout=args.timeout)["upgrade"]
         print(json.dumps(record, indent=2) if args.json else format_upgrade(record))
         return EXIT_OK if record.get("outcome") == "success" else EXIT_FAILED
+    if args.action == "reload":
+        answer = control_request(
+            run_dir, {"cmd": "reload", "modules": args.modules, "wait": args.wait}, timeout=180
+        )
+        if not args.wait:
+            print(
+                json.dumps(answer) if args.json else f"reload requested in generation {answer['generation']}"
+            )
+            return EXIT_OK
+        result = answer["reload"]
+        print(json.dumps(result, indent=2) if args.json else format_reload(result))
+        return EXIT_OK if result.get("outcome") == "ok" else EXIT_FAILED
     if args.action == "stop":
         from swapprof._process import wait_pid_gone
 
@@ -251,6 +269,18 @@ def _report(args: argparse.Namespace) -> int:
         Path(args.html).write_text(render_html(upgrades))
         print(f"wrote {args.html}")
     return EXIT_OK
+
+
+def format_reload(result: dict[str, Any]) -> str:
+    head = f"reload {result.get('id')} in generation {result.get('generation')}: {result.get('outcome')}"
+    if result.get("outcome") != "ok":
+        return f"{head} ({result.get('error')})"
+    return (
+        f"{head}, {', '.join(result.get('modules', []))} in {result.get('duration_ms', 0):.1f} ms; retained "
+        f"{result.get('retained_bytes')} B; leaking={result.get('leaking')} "
+        f"({result.get('bytes_per_reload', 0):.0f} B/reload over {result.get('reloads')}), "
+        f"stale versions {result.get('stale_versions')}"
+    )
 
 
 def format_upgrade(record: dict[str, Any]) -> str:

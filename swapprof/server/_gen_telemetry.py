@@ -27,6 +27,7 @@ class GenerationTelemetry:
         self.traceparent = env.get("TRACEPARENT")
         self.tracestate = env.get("TRACESTATE")
         self.telemetry: Any = None
+        self.gc: Any = None
         self._lock = threading.Lock()
 
     def setup(self) -> None:
@@ -43,6 +44,9 @@ class GenerationTelemetry:
             from swapprof.telemetry import configure
 
             self.telemetry = configure("generation", self.generation, run_dir=self.run_dir)
+            from swapprof.hooks import GCMonitor
+
+            self.gc = GCMonitor().install()
             generation = self.generation
             metrics.get_meter("swapprof").create_observable_gauge(
                 "swapprof.generation",
@@ -51,6 +55,13 @@ class GenerationTelemetry:
             )
         except Exception as exc:  # telemetry never stops the service
             log.warning("swapprof: telemetry setup failed: %r", exc)
+
+    def gc_snapshot(self) -> dict[str, Any]:
+        """``/debug/swapprof/gc``: this generation's GC pauses (the monitor starts once READY)."""
+        if self.gc is None:
+            return {"installed": False, "reason": "telemetry not set up (yet, or SWAPPROF_TELEMETRY=0)"}
+        snapshot: dict[str, Any] = self.gc.snapshot()
+        return snapshot
 
     def _recorder(self, traceparent: str | None) -> Any:
         from swapprof.hooks._handoff import HandoffRecorder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -53,6 +54,7 @@ class Generation:
         self.info: dict[str, str] = {}
         self.connections = 0
         self.spans_sent: set[str] = set()
+        self.reloads: dict[int, dict[str, Any]] = {}
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
@@ -135,12 +137,23 @@ class Generation:
             self.state = DRAINING
         if stage == "drained":
             self.state = EXITING
+        if fields.get("SWAPPROF_RELOAD"):
+            try:
+                result = json.loads(fields["SWAPPROF_RELOAD"])
+                self.reloads[int(result.get("id", 0))] = result
+            except (ValueError, TypeError, AttributeError):
+                pass
         if fields.get("SWAPPROF_SPANS"):
             self.spans_sent.update(fields["SWAPPROF_SPANS"].split(","))
         if fields.get("SWAPPROF_CONNECTIONS", "").isdigit():
             self.connections = int(fields["SWAPPROF_CONNECTIONS"])
         for key, value in fields.items():
-            if key.startswith("SWAPPROF_") and key not in ("SWAPPROF_T", "SWAPPROF_STAGE", "SWAPPROF_SPANS"):
+            if key.startswith("SWAPPROF_") and key not in (
+                "SWAPPROF_T",
+                "SWAPPROF_STAGE",
+                "SWAPPROF_SPANS",
+                "SWAPPROF_RELOAD",
+            ):
                 self.info[key[9:].lower()] = value
             elif key == "STATUS":
                 self.info["status"] = value

@@ -81,6 +81,7 @@ class Master:
         self.debug: Any = None
         self.zygote: Any = None
         self._zygote_serial = 0
+        self._reload_serial = 0
         self._lifeline: tuple[int, int] | None = None
         self.ready = asyncio.Event()
 
@@ -547,6 +548,8 @@ class Master:
         if cfg.probe_path:
             env["SWAPPROF_PROBE_PATH"] = cfg.probe_path
         env["SWAPPROF_APP_METRICS_PATH"] = cfg.app_metrics_path
+        if cfg.debug_token:
+            env["SWAPPROF_DEBUG_TOKEN"] = cfg.debug_token
         return env
 
     # ---------------------------------------------------------------- reporting
@@ -623,11 +626,47 @@ class Master:
             if request.get("wait"):
                 return {"ok": True, "upgrade": await asyncio.shield(fut)}
             return {"ok": True, "accepted": True}
+        if cmd == "reload":
+            return await self._reload(request)
         if cmd == "stop":
             assert self._loop is not None
             self._loop.call_soon(self.stop)
             return {"ok": True, "stopping": True}
-        return {"ok": False, "error": f"unknown command {cmd!r}; expected status, upgrade or stop"}
+        return {"ok": False, "error": f"unknown command {cmd!r}; expected status, upgrade, reload or stop"}
+
+    async def _reload(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Reload modules in place inside the serving generation (tracked there)."""
+        modules = request.get("modules") or []
+        if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+            return {"ok": False, "error": "bad request: modules must be a list of module names"}
+        gen = self.serving
+        if gen is None or not gen.alive:
+            return {"ok": False, "error": "no generation is serving"}
+        if self._current is not None:
+            return {"ok": False, "error": f"upgrade {self._current.id} is in progress; reload after it"}
+        self._reload_serial += 1
+        reload_id = self._reload_serial
+        path = self.run_dir / "handoff" / f"reload-{gen.number}.json"
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"id": reload_id, "modules": modules}))
+        tmp.replace(path)
+        gen.signal(signal.SIGUSR1)
+        if not request.get("wait"):
+            return {"ok": True, "accepted": True, "id": reload_id, "generation": gen.number}
+        deadline = time.monotonic_ns() + int(float(request.get("timeout", 120)) * 1e9)
+        if not await gen.wait_until(lambda: reload_id in gen.reloads or not gen.alive, deadline):
+            return {
+                "ok": False,
+                "error": f"generation {gen.number} did not report reload {reload_id} in time",
+            }
+        if reload_id not in gen.reloads:
+            return {"ok": False, "error": f"generation {gen.number} {gen.describe_exit()} during the reload"}
+        result = gen.reloads.pop(reload_id)
+        self._say(
+            f"reload {reload_id} in generation {gen.number}: {result.get('outcome')} {result.get('modules')}"
+        )
+        return {"ok": True, "reload": result}
 
 
 def _summary_line(record: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ rolling restart loses requests; step 3 keeps that window to the end of the grace
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import socket
 import sys
@@ -48,6 +49,8 @@ class HandoffMiddleware:
         self.nonce = secrets.token_hex(8)
         self.draining = False
         self.in_flight = 0
+        self.debug_app: Any = None
+        self.debug_routes: dict[str, Callable[[], Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,11 +63,30 @@ class HandoffMiddleware:
         if self.metrics_path is not None and scope["path"] == self.metrics_path:
             await _metrics(send)
             return
+        if scope["path"].startswith(("/debug/pprof", "/debug/swapprof/")):
+            await self._debug(scope, receive, send)
+            return
         self.in_flight += 1
         try:
             await self.app(scope, receive, self._closing(send) if self.draining else send)
         finally:
             self.in_flight -= 1
+
+    async def _debug(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/debug/pprof/* and /debug/swapprof/{gc,reloads}: loopback clients only, unless a token
+        is configured (then the token, from anywhere). The profiler loads on first use."""
+        token = os.environ.get("SWAPPROF_DEBUG_TOKEN") or None
+        client = scope.get("client")
+        if token is None and client and client[0] not in ("127.0.0.1", "::1", "localhost"):
+            await _plain(
+                send, 403, "debug endpoints answer loopback clients only; set --debug-token to allow others\n"
+            )
+            return
+        if self.debug_app is None:
+            from swapprof.pprof import asgi_app
+
+            self.debug_app = asgi_app(None, token=token, routes=dict(self.debug_routes))
+        await self.debug_app(scope, receive, send)
 
     def _closing(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:

@@ -110,6 +110,12 @@ async def _serve(
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     _watch_lifeline(loop, stop)
+    from swapprof.server._gen_reload import GenerationReloader
+
+    reloader = GenerationReloader(env["SWAPPROF_APP"], server.middleware, notifier, generation)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: loop.call_soon(_reload, reloader))
+    server.middleware.debug_routes["reloads"] = reloader.snapshot
+    server.middleware.debug_routes["gc"] = telemetry.gc_snapshot
     imported = stamps["imported"]
     try:
         await server.start()
@@ -157,6 +163,15 @@ async def _serve(
     await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, **counts))
     await loop.run_in_executor(None, telemetry.shutdown)
     return 0
+
+
+def _reload(reloader: Any) -> None:
+    try:
+        result = reloader.reload()
+    except Exception as exc:  # a reload must never take the generation down
+        print(f"swapprof: reload failed: {exc!r}", file=sys.stderr, flush=True)
+        return
+    print(f"swapprof: reload {result}", file=sys.stderr, flush=True)
 
 
 def _watch_lifeline(loop: Any, stop: Any) -> None:

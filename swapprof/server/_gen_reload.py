@@ -1,0 +1,101 @@
+"""In-place reload inside a generation (SIGUSR1, or ``swapprof ctl reload [MODULE]``), tracked.
+
+The reload runs on the event loop thread, between requests: no request code runs while
+modules are replaced. The tracker (and tracemalloc, 1 frame) starts at the first reload, so a
+generation that is never reloaded pays nothing. After the reload the served app is looked up
+again, so new code takes effect. The result goes to the master over sd_notify.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from swapprof.server._notify import Notifier
+
+log = logging.getLogger("swapprof.server")
+
+
+class GenerationReloader:
+    def __init__(self, app_spec: str, middleware: Any, notifier: Notifier, generation: int) -> None:
+        self.app_spec = app_spec
+        self.middleware = middleware
+        self.notifier = notifier
+        self.generation = generation
+        self.run_dir = os.environ.get("SWAPPROF_RUN_DIR")
+        self.trackers: dict[tuple[str, ...], Any] = {}
+
+    def default_modules(self) -> list[str]:
+        """The app's module, plus every loaded module of its package, deepest first."""
+        module = self.app_spec.partition(":")[0]
+        top = module.split(".")[0]
+        names = [n for n in sys.modules if n == top or n.startswith(top + ".")]
+        return sorted(names, key=lambda n: (-n.count("."), n)) if "." in module else [module]
+
+    def request(self) -> tuple[int, list[str]]:
+        """What the master asked for (a request file), else a SIGUSR1 sent by hand."""
+        if self.run_dir:
+            path = Path(self.run_dir) / "handoff" / f"reload-{self.generation}.json"
+            try:
+                data = json.loads(path.read_text())
+                path.unlink()
+                return int(data.get("id", 0)), [str(m) for m in data.get("modules") or []]
+            except (OSError, ValueError):
+                pass
+        return 0, []
+
+    def reload(self) -> dict[str, Any]:
+        request_id, modules = self.request()
+        modules = modules or self.default_modules()
+        result: dict[str, Any] = {"id": request_id, "generation": self.generation, "modules": modules}
+        missing = [m for m in modules if m not in sys.modules]
+        if missing:
+            result.update(outcome="failed", error=f"not imported in this generation: {', '.join(missing)}")
+        else:
+            result.update(self._tracked(tuple(modules)))
+        self.notifier.send(SWAPPROF_RELOAD=json.dumps(result, default=str)[:60000])
+        return result
+
+    def _tracked(self, modules: tuple[str, ...]) -> dict[str, Any]:
+        from swapprof.hooks import ReloadError, ReloadTracker, installed_monitor
+
+        tracker = self.trackers.get(modules)
+        if tracker is None:
+            tracker = self.trackers[modules] = ReloadTracker(modules, gc_monitor=installed_monitor())
+        try:
+            record = tracker.reload()
+        except ReloadError as exc:
+            return {"outcome": "failed", "error": f"{exc}: {exc.__cause__!r}"}
+        try:
+            self.middleware.app = _resolve(self.app_spec)
+        except Exception as exc:  # the old app keeps serving
+            return {"outcome": "failed", "error": f"app lookup after reload failed: {exc!r}"}
+        summary = tracker.summary()
+        return {
+            "outcome": "ok",
+            "duration_ms": round(record.duration_s * 1000, 3),
+            "retained_bytes": record.retained_bytes,
+            "rss_delta_bytes": None
+            if record.rss_after is None or record.rss_before is None
+            else record.rss_after - record.rss_before,
+            "leaking": summary.leaking,
+            "bytes_per_reload": summary.bytes_per_reload,
+            "stale_versions": summary.stale_versions,
+            "reloads": summary.reloads,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """``/debug/swapprof/reloads``: every tracker's records and verdict."""
+        return {"generation": self.generation, "trackers": [t.to_dict() for t in self.trackers.values()]}
+
+
+def _resolve(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    obj: Any = sys.modules[module_name]
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj

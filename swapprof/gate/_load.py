@@ -29,6 +29,12 @@ class Result:
     status: int = 0
     error: str | None = None
     generation: int | None = None
+    reused: bool = False  # sent on a kept-alive connection (not a fresh one)
+    retried: bool = False  # re-sent on a new connection after a stale keep-alive one closed
+
+
+class _StaleConnection(ConnectionResetError):
+    """A reused connection ended before any byte of the answer: the server had closed it idle."""
 
 
 class Malformed(Exception):
@@ -55,9 +61,12 @@ class Target:
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
-    status_line = await reader.readline()
+    try:
+        status_line = await reader.readline()
+    except ConnectionResetError as exc:
+        raise _StaleConnection("reset before the status line") from exc
     if not status_line:
-        raise ConnectionResetError("closed before the status line")
+        raise _StaleConnection("closed before the status line")
     parts = status_line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise Malformed(f"bad status line {status_line[:60]!r}")
@@ -165,15 +174,29 @@ class LoadGenerator:
                     await asyncio.sleep(delay)
                 next_at += interval
             path = self._random.choices(self.paths, self.weights)[0]
-            result = Result(time.monotonic_ns(), 0, path)
+            result = Result(time.monotonic_ns(), 0, path, reused=writer is not None)
             try:
                 if writer is None:
                     reader, writer = await asyncio.wait_for(self.target.connect(), self.timeout)
                 assert reader is not None and writer is not None
                 keep = self.mode == "keepalive"
                 extra = "" if keep else "Connection: close\r\n"
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: swapprof\r\n{extra}\r\n".encode())
-                status, close, body = await asyncio.wait_for(_read_response(reader), self.timeout)
+                request = f"GET {path} HTTP/1.1\r\nHost: swapprof\r\n{extra}\r\n".encode()
+                writer.write(request)
+                try:
+                    status, close, body = await asyncio.wait_for(_read_response(reader), self.timeout)
+                except (_StaleConnection, BrokenPipeError):
+                    if not result.reused:
+                        raise
+                    # As HTTP clients do (Go's net/http, urllib3): a GET sent on a reused
+                    # connection that the server closed before answering is sent again, once,
+                    # on a new connection. Counted in ``retried``, not hidden.
+                    writer.close()
+                    result.retried = True
+                    fresh_reader, fresh_writer = await asyncio.wait_for(self.target.connect(), self.timeout)
+                    reader, writer = fresh_reader, fresh_writer
+                    fresh_writer.write(request)
+                    status, close, body = await asyncio.wait_for(_read_response(fresh_reader), self.timeout)
                 result.status = status
                 if status >= 500:
                     result.error = "http_5xx"

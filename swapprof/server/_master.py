@@ -117,11 +117,15 @@ class Master:
 
             self.debug = DebugServer(self, self.config.debug_bind, token=self.config.debug_token)
             await self.debug.start()
-        self._control = await asyncio.start_unix_server(self._on_control, path=str(ctl), limit=MAX_LINE)
+        from swapprof.server._master_control import ControlHandler
+
+        self._control = await asyncio.start_unix_server(ControlHandler(self), path=str(ctl), limit=MAX_LINE)
         os.chmod(ctl, 0o600)
         self._install_signals()
         if self.config.preload:
-            await self._start_zygote_mode()
+            from swapprof.server._master_spawn import start_zygote_mode
+
+            await start_zygote_mode(self)
         record = UpgradeRecord(id=0, trigger="startup")
         await self._bring_up(record)
         if record.outcome != _upgrade.SUCCESS:
@@ -360,78 +364,10 @@ class Master:
         self._prune()
 
     async def _spawn(self, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int) -> int:
-        """Start ``new`` by forking the zygote, else by exec; record ``requested`` (and ``zygote``
-        when a stale zygote had to be replaced first). Return when the spawn phase began."""
-        from swapprof.server._zygote_client import ZygoteError, start_generation_forked
+        """Start ``new`` (fork of the zygote, else exec); see ``_master_spawn.spawn``."""
+        from swapprof.server._master_spawn import spawn
 
-        record.info["spawn_mode"] = "exec"
-        if self.zygote is not None and self._lifeline is not None:
-            fork_env = {
-                **env,
-                "LISTEN_FDS": str(len(self.listeners)),  # the zygote holds them at fds 3.., as we passed them
-                "LISTEN_FDNAMES": ":".join(self.names),
-                "SWAPPROF_LIFELINE_FD": str(3 + len(self.listeners) + 1),
-            }
-            for attempt in (1, 2):
-                try:
-                    await start_generation_forked(new, self.zygote, fork_env)
-                    record.info["spawn_mode"] = "fork"
-                    record.phase("requested", record.requested_ns, spawn_at)
-                    return spawn_at
-                except ZygoteError as exc:
-                    if exc.kind == "stale" and attempt == 1:
-                        record.phase("requested", record.requested_ns, spawn_at)
-                        self._say(f"zygote {self.zygote.serial} is stale ({exc}); replacing it")
-                        await self._replace_zygote()
-                        zygote_done = time.monotonic_ns()
-                        record.phase("zygote", spawn_at, zygote_done)
-                        spawn_at = zygote_done
-                        if self.zygote is None:
-                            break
-                        continue
-                    record.info["zygote_error"] = str(exc)
-                    self._say(f"zygote refused to fork ({exc.kind}): {exc}; falling back to exec")
-                    if exc.kind == "dead":
-                        self._tasks_add(self._replace_zygote())
-                    break
-        if "requested" not in {name for name, _, _ in record.spans}:
-            record.phase("requested", record.requested_ns, spawn_at)
-        new.start(self._argv(), env, self.listeners, self.names)
-        return spawn_at
-
-    async def _start_zygote_mode(self) -> None:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(
-            36, 1, 0, 0, 0
-        )  # PR_SET_CHILD_SUBREAPER: forks re-parent to us
-        r, w = os.pipe2(os.O_CLOEXEC)  # the lifeline: EOF in a forked generation = the master is gone
-        self._lifeline = (r, w)
-        await self._replace_zygote()
-
-    async def _replace_zygote(self) -> None:
-        """Start a fresh zygote; on success retire the old one. Failure leaves exec mode."""
-        from swapprof.server._zygote_client import Zygote, ZygoteError
-
-        assert self._lifeline is not None and self._loop is not None
-        self._zygote_serial += 1
-        fresh = Zygote(self._loop, self.log, self._zygote_serial)
-        env = self._child_env()
-        try:
-            await fresh.start(self.config.python, env, self.listeners, self.names, self.config.preload,
-                              self._lifeline[0])  # fmt: skip
-        except (ZygoteError, SpawnError, OSError) as exc:
-            self._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
-            old, self.zygote = self.zygote, None
-            if old is not None:
-                await old.stop()
-            return
-        old, self.zygote = self.zygote, fresh
-        self._say(
-            f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(self.config.preload)}"
-        )
-        if old is not None:
-            await old.stop()
+        return await spawn(self, record, new, env, spawn_at)
 
     def _tasks_add(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -593,80 +529,6 @@ class Master:
     def _say(self, text: str) -> None:
         with contextlib.suppress(OSError, ValueError):
             print(f"swapprof: {text}", file=self.out, flush=True)
-
-    # ---------------------------------------------------------------- control socket
-    async def _on_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            line = await reader.readline()
-            answer = await self._dispatch(line)
-        except (ValueError, asyncio.LimitOverrunError) as exc:
-            answer = {"ok": False, "error": f"bad request: {exc}"}
-        try:
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _dispatch(self, line: bytes) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-        except ValueError:
-            return {"ok": False, "error": "bad request: not a JSON line"}
-        if not isinstance(request, dict):
-            return {"ok": False, "error": "bad request: expected a JSON object"}
-        cmd = request.get("cmd")
-        if cmd == "ping":
-            return {"ok": True}
-        if cmd == "status":
-            return {"ok": True, **self.status()}
-        if cmd == "upgrade":
-            fut = self.request_upgrade("ctl")
-            if request.get("wait"):
-                return {"ok": True, "upgrade": await asyncio.shield(fut)}
-            return {"ok": True, "accepted": True}
-        if cmd == "reload":
-            return await self._reload(request)
-        if cmd == "stop":
-            assert self._loop is not None
-            self._loop.call_soon(self.stop)
-            return {"ok": True, "stopping": True}
-        return {"ok": False, "error": f"unknown command {cmd!r}; expected status, upgrade, reload or stop"}
-
-    async def _reload(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Reload modules in place inside the serving generation (tracked there)."""
-        modules = request.get("modules") or []
-        if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
-            return {"ok": False, "error": "bad request: modules must be a list of module names"}
-        gen = self.serving
-        if gen is None or not gen.alive:
-            return {"ok": False, "error": "no generation is serving"}
-        if self._current is not None:
-            return {"ok": False, "error": f"upgrade {self._current.id} is in progress; reload after it"}
-        self._reload_serial += 1
-        reload_id = self._reload_serial
-        path = self.run_dir / "handoff" / f"reload-{gen.number}.json"
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"id": reload_id, "modules": modules}))
-        tmp.replace(path)
-        gen.signal(signal.SIGUSR1)
-        if not request.get("wait"):
-            return {"ok": True, "accepted": True, "id": reload_id, "generation": gen.number}
-        deadline = time.monotonic_ns() + int(float(request.get("timeout", 120)) * 1e9)
-        if not await gen.wait_until(lambda: reload_id in gen.reloads or not gen.alive, deadline):
-            return {
-                "ok": False,
-                "error": f"generation {gen.number} did not report reload {reload_id} in time",
-            }
-        if reload_id not in gen.reloads:
-            return {"ok": False, "error": f"generation {gen.number} {gen.describe_exit()} during the reload"}
-        result = gen.reloads.pop(reload_id)
-        self._say(
-            f"reload {reload_id} in generation {gen.number}: {result.get('outcome')} {result.get('modules')}"
-        )
-        return {"ok": True, "reload": result}
 
 
 def _summary_line(record: dict[str, Any]) -> str:

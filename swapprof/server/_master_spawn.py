@@ -1,0 +1,91 @@
+"""How the master starts a generation: a fork of the zygote when there is a healthy one,
+otherwise a fresh interpreter (exec); and how it starts and replaces the zygote."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import TYPE_CHECKING
+
+from swapprof.server._generation import Generation
+from swapprof.server._spawn import SpawnError
+from swapprof.server._upgrade import UpgradeRecord
+from swapprof.server._zygote_client import Zygote, ZygoteError, start_generation_forked
+
+if TYPE_CHECKING:
+    from swapprof.server._master import Master
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+async def spawn(
+    master: Master, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int
+) -> int:
+    """Start ``new`` by forking the zygote, else by exec; record ``requested`` (and ``zygote``
+    when a stale zygote had to be replaced first). Return when the spawn phase began."""
+    record.info["spawn_mode"] = "exec"
+    if master.zygote is not None and master._lifeline is not None:
+        fork_env = {
+            **env,
+            "LISTEN_FDS": str(len(master.listeners)),  # the zygote holds them at fds 3.., as we passed them
+            "LISTEN_FDNAMES": ":".join(master.names),
+            "SWAPPROF_LIFELINE_FD": str(3 + len(master.listeners) + 1),
+        }
+        for attempt in (1, 2):
+            try:
+                await start_generation_forked(new, master.zygote, fork_env)
+                record.info["spawn_mode"] = "fork"
+                record.phase("requested", record.requested_ns, spawn_at)
+                return spawn_at
+            except ZygoteError as exc:
+                if exc.kind == "stale" and attempt == 1:
+                    record.phase("requested", record.requested_ns, spawn_at)
+                    master._say(f"zygote {master.zygote.serial} is stale ({exc}); replacing it")
+                    await replace_zygote(master)
+                    zygote_done = time.monotonic_ns()
+                    record.phase("zygote", spawn_at, zygote_done)
+                    spawn_at = zygote_done
+                    if master.zygote is None:
+                        break
+                    continue
+                record.info["zygote_error"] = str(exc)
+                master._say(f"zygote refused to fork ({exc.kind}): {exc}; falling back to exec")
+                if exc.kind == "dead":
+                    master._tasks_add(replace_zygote(master))
+                break
+    if "requested" not in {name for name, _, _ in record.spans}:
+        record.phase("requested", record.requested_ns, spawn_at)
+    new.start(master._argv(), env, master.listeners, master.names)
+    return spawn_at
+
+
+async def start_zygote_mode(master: Master) -> None:
+    # forks of the zygote re-parent to the master, which then waits for them like any child
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    r, w = os.pipe2(os.O_CLOEXEC)  # the lifeline: EOF in a forked generation = the master is gone
+    master._lifeline = (r, w)
+    await replace_zygote(master)
+
+
+async def replace_zygote(master: Master) -> None:
+    """Start a fresh zygote; on success retire the old one. Failure leaves exec mode."""
+    assert master._lifeline is not None and master._loop is not None
+    master._zygote_serial += 1
+    fresh = Zygote(master._loop, master.log, master._zygote_serial)
+    env = master._child_env()
+    try:
+        await fresh.start(master.config.python, env, master.listeners, master.names, master.config.preload,
+                          master._lifeline[0])  # fmt: skip
+    except (ZygoteError, SpawnError, OSError) as exc:
+        master._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
+        old, master.zygote = master.zygote, None
+        if old is not None:
+            await old.stop()
+        return
+    old, master.zygote = master.zygote, fresh
+    master._say(
+        f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(master.config.preload)}"
+    )
+    if old is not None:
+        await old.stop()

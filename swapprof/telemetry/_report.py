@@ -123,7 +123,7 @@ def render_html(upgrades: Sequence[Upgrade], title: str = "swapprof upgrades") -
             )
             svg.append(
                 f'<text x="{84 + min(bar_w, (offset + length) * scale):.1f}" y="{y + 15}" font-size="11">'
-                f"{length:.1f} ms</text>"
+                f"{length:.1f} ms · {html.escape(who)}</text>"
             )
         svg.append("</svg>")
         head = html.escape(

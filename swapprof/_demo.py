@@ -71,7 +71,9 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> 
         retried = sum(r.retried for r in results)
         say(f"  requests: {len(results)}, failed: {failed} {errors if failed else ''}".rstrip())
         if retried:
-            say(f"  re-sent once on a new connection after the server closed an idle keep-alive one: {retried}")
+            say(
+                f"  re-sent once on a new connection after the server closed an idle keep-alive one: {retried}"
+            )
         status = server.status()
         same = status["master_pid"] == server.pid
         say(f"  generations that answered: {generations}; master pid unchanged: {same}")

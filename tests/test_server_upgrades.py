@@ -42,6 +42,17 @@ def _fd_targets(pid: int) -> dict[int, str]:
     return targets
 
 
+def _fd_targets(pid: int) -> dict[int, str]:
+    """fd -> what it points at; an fd closed while we look is skipped."""
+    targets = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+    return targets
+
+
 def _serving(status: dict) -> dict:  # type: ignore[type-arg]
     return next(g for g in status["generations"] if g["state"] == "serving")
 
@@ -105,13 +116,9 @@ def test_fd_count_of_the_master_is_stable_over_fifty_upgrades() -> None:
 def test_generation_inherits_only_its_listeners() -> None:
     with ServerProcess(bind=("127.0.0.1:0", "[::1]:0")) as server:
         gen_pid = _serving(server.status())["pid"]
-        master_targets = {
-            os.readlink(f"/proc/{server.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{server.pid}/fd")
-        }
-        listener_targets = {os.readlink(f"/proc/{gen_pid}/fd/{fd}") for fd in ("3", "4")}
-        gen_targets = {
-            int(fd): os.readlink(f"/proc/{gen_pid}/fd/{fd}") for fd in os.listdir(f"/proc/{gen_pid}/fd")
-        }
+        master_targets = set(_fd_targets(server.pid).values())
+        gen_targets = _fd_targets(gen_pid)
+        listener_targets = {gen_targets[3], gen_targets[4]}
         with open(f"/proc/{gen_pid}/environ", "rb") as fh:
             env = dict(item.split(b"=", 1) for item in fh.read().split(b"\0") if b"=" in item)
     assert env[b"LISTEN_FDS"] == b"2" and env[b"LISTEN_PID"] == str(gen_pid).encode()

@@ -124,10 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
     from swapprof.dashboards._cli import add_parser as add_dashboards_parser
+    from swapprof.gate._cli import add_parsers as add_gate_parsers
     from swapprof.pprof._cli import add_parser as add_profile_parser
 
     add_dashboards_parser(sub)
     add_profile_parser(sub)
+    add_gate_parsers(sub)
     return parser
 
 
@@ -147,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "ctl":
             return _ctl(args)
+        if args.command in ("bench", "gate"):
+            from swapprof.gate._cli import run_bench, run_gate
+
+            return run_bench(args) if args.command == "bench" else run_gate(args)
         if args.command == "profile":
             from swapprof.pprof._cli import run as run_profile
 

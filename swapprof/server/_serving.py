@@ -173,6 +173,9 @@ def _idle_since(proto: Any, since: float) -> bool:
     return bool(getattr(proto, "last_rx", 0.0) < since and (cycle is None or cycle.response_complete))
 
 
+ATTACH_TURNS = 3  # loop turns for accepted connections to get their transports (one is enough)
+
+
 class LifespanFailed(Exception):
     """The app's lifespan startup failed."""
 
@@ -245,8 +248,21 @@ class GenerationServer:
             attempts += await probe(family, address, self.middleware.nonce, deadline)
         return attempts
 
-    def stop_accepting(self) -> None:
+    async def stop_accepting(self) -> None:
+        """Stop taking connections from the shared listeners, losing none already taken.
+
+        asyncio accepts in one loop turn and builds each connection's transport in a task on
+        the next; closing the Server in between makes those tasks fail (``Server._attach``
+        asserts it is open) and the kernel resets connections the client saw accepted. So:
+        stop watching the listeners, let the accepted connections attach, then close.
+        """
         self.middleware.draining = True
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets or ():
+                loop.remove_reader(sock.fileno())
+        for _ in range(ATTACH_TURNS):
+            await asyncio.sleep(0)
         for server in self.servers:
             server.close()
 

@@ -136,7 +136,7 @@ async def _serve(
     setup = loop.run_in_executor(None, telemetry.setup)  # also when there is no trace to continue
     await stop.wait()
     term = _now()
-    server.stop_accepting()
+    await server.stop_accepting()
     stopped = _now()
     notifier.send(
         SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=stopped, SWAPPROF_CONNECTIONS=server.connections

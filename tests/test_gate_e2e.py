@@ -11,9 +11,9 @@ from swapprof.gate import load_results
 from tests.test_gate_cli import gate, parse
 
 K = 10
-# The reference server rarely resets one fresh connection accepted right at the switch (about
-# 1 upgrade in 100 here); these tests are about the gate's statistics, so they tolerate that.
-SPURIOUS = "2"
+# The reference server loses no request (a reset at the switch, once in ~100 upgrades, was
+# fixed: see tests/test_serving_stop_accepting.py), so the A/A run must be error-free.
+SPURIOUS = "0"
 SLOW_APP = """
 import os
 import time

@@ -142,7 +142,13 @@ def _become_generation(sock: socket.socket, env: dict[str, str], out_fd: int) ->
 
 
 def serve(sock: socket.socket, loaded: set[str]) -> int:
+    import gc
+
     before = fingerprint(loaded)
+    # Move everything preloaded out of the collector's reach: a forked generation's first
+    # collections then do not walk (and copy-on-write fault in) the whole inherited heap.
+    gc.collect()
+    gc.freeze()
     problem = thread_problem()
     _send(sock, {"ready": problem is None, "error": problem, "kind": "threads" if problem else None,
                  "pid": os.getpid(), "modules": len(before)})  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,7 @@ from swapprof._process import pid_alive, wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
 from tests._apps import set_fault, write_faulty_app
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests._helpers import wait_for
 
 
 @pytest.fixture
@@ -101,18 +91,18 @@ def test_old_generation_killed_mid_drain_still_completes_the_upgrade() -> None:
         try:
             slow.sendall(b"GET /slow?ms=15000 HTTP/1.1\r\nHost: t\r\n\r\n")
             old_pid = server.status()["generations"][0]["pid"]
-            _wait(
+            wait_for(
                 lambda: server.status()["generations"][0]["connections"] >= 1, what="slow request in flight"
             )
             server.ctl("upgrade")
-            _wait(
+            wait_for(
                 lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="draining"
             )
             os.kill(old_pid, signal.SIGKILL)
             assert slow.recv(4096) == b""  # its request dies with it, nothing else does
         finally:
             slow.close()
-        status = _wait(lambda: (s := server.status())["last_upgrade"] and s, what="upgrade end")
+        status = wait_for(lambda: (s := server.status())["last_upgrade"] and s, what="upgrade end")
         record = status["last_upgrade"]
         assert record["outcome"] == "success"
         assert record["old_exit"] == "killed by SIGKILL"
@@ -127,7 +117,7 @@ def test_serving_generation_that_dies_is_replaced() -> None:
     with ServerProcess() as server:
         pid = server.status()["generations"][0]["pid"]
         os.kill(pid, signal.SIGKILL)
-        status = _wait(
+        status = wait_for(
             lambda: (s := server.status())["serving_generation"] == 2 and s, what="replacement generation"
         )
         assert status["last_upgrade"]["trigger"] == "recovery"
@@ -159,7 +149,7 @@ def test_a_generation_stuck_past_the_drain_timeout_is_killed_and_counted() -> No
             gen_pid = server.status()["generations"][0]["pid"]
             cpu_before = _cpu_ticks(gen_pid)
             busy.sendall(b"GET /cpu?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n")  # blocks its event loop
-            _wait(lambda: _cpu_ticks(gen_pid) - cpu_before >= 20, what="the generation burning CPU")
+            wait_for(lambda: _cpu_ticks(gen_pid) - cpu_before >= 20, what="the generation burning CPU")
             record = server.upgrade()
         finally:
             busy.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import time
@@ -12,16 +11,7 @@ from pathlib import Path
 
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import PHASES, ServerProcess
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests._helpers import fd_targets, wait_for
 
 
 def _master_fds(server: ServerProcess) -> int:
@@ -29,28 +19,6 @@ def _master_fds(server: ServerProcess) -> int:
     connection open), so a closing control connection from the last request cannot skew it."""
     count: int = server.status()["master_fds"]
     return count
-
-
-def _fd_targets(pid: int) -> dict[int, str]:
-    """fd -> what it points at; fds closed while we look are skipped."""
-    targets = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            continue
-    return targets
-
-
-def _fd_targets(pid: int) -> dict[int, str]:
-    """fd -> what it points at; an fd closed while we look is skipped."""
-    targets = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            continue
-    return targets
 
 
 def _serving(status: dict) -> dict:  # type: ignore[type-arg]
@@ -116,8 +84,8 @@ def test_fd_count_of_the_master_is_stable_over_fifty_upgrades() -> None:
 def test_generation_inherits_only_its_listeners() -> None:
     with ServerProcess(bind=("127.0.0.1:0", "[::1]:0")) as server:
         gen_pid = _serving(server.status())["pid"]
-        master_targets = set(_fd_targets(server.pid).values())
-        gen_targets = _fd_targets(gen_pid)
+        master_targets = set(fd_targets(server.pid).values())
+        gen_targets = fd_targets(gen_pid)
         listener_targets = {gen_targets[3], gen_targets[4]}
         with open(f"/proc/{gen_pid}/environ", "rb") as fh:
             env = dict(item.split(b"=", 1) for item in fh.read().split(b"\0") if b"=" in item)
@@ -153,7 +121,7 @@ def test_signal_storm_coalesces_into_one_follow_up() -> None:
         for _ in range(10):
             server.signal(signal.SIGHUP)
             time.sleep(0.01)
-        records = _wait(lambda: _records(server, 2), what="two upgrades in upgrades.jsonl")
+        records = wait_for(lambda: _records(server, 2), what="two upgrades in upgrades.jsonl")
         time.sleep(0.5)  # nothing else may follow: the storm made exactly two upgrades
         records = _records(server, 0)
         status = server.status()
@@ -208,7 +176,9 @@ def test_draining_generation_closes_busy_keepalive_with_header_and_idle_at_grace
             idle.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             assert b'"generation": 1' in _response(idle)
             server.ctl("upgrade")
-            _wait(lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="drain")
+            wait_for(
+                lambda: any(g["state"] == "draining" for g in server.status()["generations"]), what="drain"
+            )
             switched = time.monotonic()
             busy.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             answer = _response(busy).lower()
@@ -219,6 +189,6 @@ def test_draining_generation_closes_busy_keepalive_with_header_and_idle_at_grace
         finally:
             busy.close()
             idle.close()
-        record = _wait(lambda: _records(server, 1), what="upgrade record")[0]
+        record = wait_for(lambda: _records(server, 1), what="upgrade record")[0]
     assert record["outcome"] == "success" and record["closed_idle"] >= 1
     assert record["connections_at_switch"] >= 2

@@ -10,22 +10,13 @@ from swapprof._process import wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
 from tests._apps import write_faulty_app
+from tests._helpers import fd_targets
 
 
 def _env_with(path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), env.get("PYTHONPATH", "")) if p)
     return env
-
-
-def _fd_targets(pid: int) -> dict[int, str]:
-    targets = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            targets[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            continue
-    return targets
 
 
 def test_forked_upgrades_under_load_lose_nothing_and_pick_up_new_code(tmp_path: Path) -> None:
@@ -55,11 +46,11 @@ def test_forked_upgrades_under_load_lose_nothing_and_pick_up_new_code(tmp_path: 
             LoadGenerator(server.address, concurrency=1, max_requests=1, paths=[("/version", 1)]).run()
         )
         gen_pid = server.status()["generations"][0]["pid"]
-        master_objects = set(_fd_targets(server.pid).values())
+        master_objects = set(fd_targets(server.pid).values())
         # sockets and pipes are named by inode, so equal names mean the same object
         shared = [
             t
-            for fd, t in _fd_targets(gen_pid).items()
+            for fd, t in fd_targets(gen_pid).items()
             if fd > 2 and t.startswith(("socket:", "pipe:")) and t in master_objects
         ]
     assert [r["outcome"] for r in records] == ["success"] * 7

@@ -7,23 +7,13 @@ other SwapprofError: exit 1) and turned into exit codes there.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from swapprof._argtypes import seconds as _seconds
 from swapprof.dashboards._export import export, stale
 from swapprof.dashboards._push import DEFAULT_FOLDER, DEFAULT_TIMEOUT, ENV_TOKEN, push
 
 EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -141,8 +141,22 @@ def _become_generation(sock: socket.socket, env: dict[str, str], out_fd: int) ->
             os._exit(code)
 
 
+def _warm_up() -> None:
+    """Pay first-use costs once, before forking: uvicorn's config loading (logging set-up,
+    protocol class lookup) would otherwise run cold in every generation's ready phase."""
+    with contextlib.suppress(Exception):
+        import uvicorn
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            return None
+
+        uvicorn.Config(app, lifespan="auto", log_level="warning", access_log=False).load()
+
+
 def serve(sock: socket.socket, loaded: set[str]) -> int:
     import gc
+
+    _warm_up()
 
     before = fingerprint(loaded)
     # Move everything preloaded out of the collector's reach: a forked generation's first

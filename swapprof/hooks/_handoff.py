@@ -151,12 +151,6 @@ class HandoffRecorder:
         span = self._open(name, start_ns, attributes)
         self._close(span, name, start_ns, max(start_ns, end_ns), error=error, record_metrics=record_metrics)
 
-    def observe_phase(self, name: str, seconds: float) -> None:
-        """Count a phase's duration in the histogram only (its span is recorded elsewhere)."""
-        _check(name)
-        with contextlib.suppress(Exception):
-            self._phase_hist.record(seconds, {"phase": name})
-
     def event(self, name: str, **attributes: Any) -> None:
         with contextlib.suppress(Exception):
             if self.root is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from swapprof.server._notify import Notifier
+from swapprof.server._worker import import_app
 
 log = logging.getLogger("swapprof.server")
 
@@ -71,7 +72,7 @@ class GenerationReloader:
         except ReloadError as exc:
             return {"outcome": "failed", "error": f"{exc}: {exc.__cause__!r}"}
         try:
-            self.middleware.app = _resolve(self.app_spec)
+            self.middleware.app = import_app(self.app_spec)
         except Exception as exc:  # the old app keeps serving
             return {"outcome": "failed", "error": f"app lookup after reload failed: {exc!r}"}
         summary = tracker.summary()
@@ -91,11 +92,3 @@ class GenerationReloader:
     def snapshot(self) -> dict[str, Any]:
         """``/debug/swapprof/reloads``: every tracker's records and verdict."""
         return {"generation": self.generation, "trackers": [t.to_dict() for t in self.trackers.values()]}
-
-
-def _resolve(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    obj: Any = sys.modules[module_name]
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj

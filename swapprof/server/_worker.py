@@ -54,7 +54,7 @@ def main() -> int:
     if app_dir:
         sys.path.insert(0, app_dir)
     try:
-        app = _import_app(os.environ["SWAPPROF_APP"])
+        app = import_app(os.environ["SWAPPROF_APP"])
     except BaseException as exc:
         import traceback
 
@@ -77,7 +77,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
 
 
-def _import_app(spec: str) -> object:
+def import_app(spec: str) -> object:
     import importlib
 
     module_name, _, attr = spec.partition(":")

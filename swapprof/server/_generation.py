@@ -21,10 +21,13 @@ from swapprof.server._spawn import Spawned, spawn
 TAIL_LINES = 40
 
 # Generation states, as `swapprof ctl status` shows them.
-STARTING, READY, SERVING, DRAINING, EXITING, EXITED = (
+# "switching": told to stop accepting, not yet confirmed; "draining": it confirmed (its
+# listeners are closed) and finishes the connections it holds.
+STARTING, READY, SERVING, SWITCHING, DRAINING, EXITING, EXITED = (
     "starting",
     "ready",
     "serving",
+    "switching",
     "draining",
     "exiting",
     "exited",
@@ -133,7 +136,7 @@ class Generation:
             self.stages.setdefault("ready", stamp)
             if self.state == STARTING:
                 self.state = READY
-        if stage == "stopped_accepting" and self.state in (READY, SERVING):
+        if stage == "stopped_accepting" and self.state in (READY, SERVING, SWITCHING):
             self.state = DRAINING
         if stage == "drained":
             self.state = EXITING

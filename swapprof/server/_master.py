@@ -28,7 +28,7 @@ from swapprof._errors import ControlError, ListenerError, SwapprofError
 from swapprof.server import _fds, _upgrade
 from swapprof.server._config import ServerConfig
 from swapprof.server._control import MAX_LINE, check_path_length, control_path
-from swapprof.server._generation import DRAINING, EXITED, SERVING, STARTING, Generation
+from swapprof.server._generation import EXITED, SERVING, STARTING, SWITCHING, Generation
 from swapprof.server._notify import Notifier, monotonic_usec
 from swapprof.server._observe import telemetry_enabled
 from swapprof.server._spawn import SpawnError
@@ -408,7 +408,7 @@ class Master:
             self.observer.hand_to_old(record, old, ready_at)
         old.signal(signal.SIGTERM)
         if old.state == SERVING:
-            old.state = DRAINING
+            old.state = SWITCHING
         # One budget for switch + drain: an old generation whose event loop is blocked cannot
         # even stop accepting, and must not hold the upgrade longer than --drain-timeout.
         signalled = time.monotonic_ns()

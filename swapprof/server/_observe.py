@@ -86,7 +86,15 @@ class UpgradeObserver:
         )
         meter.create_observable_gauge(
             "swapprof.drain.connections",
-            [gauge(lambda: sum(g.connections for g in master.generations.values() if g.state == "draining"))],
+            [
+                gauge(
+                    lambda: sum(
+                        g.connections
+                        for g in master.generations.values()
+                        if g.state in ("switching", "draining")
+                    )
+                )
+            ],
             description="Connections still open in draining generations",
         )
 

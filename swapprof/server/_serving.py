@@ -15,6 +15,7 @@ rolling restart loses requests; step 3 keeps that window to the end of the grace
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -173,6 +174,7 @@ def _idle_since(proto: Any, since: float) -> bool:
     return bool(getattr(proto, "last_rx", 0.0) < since and (cycle is None or cycle.response_complete))
 
 
+CLAIM_LIMIT = 64  # connections one claim may accept while looking for the probe's own
 ATTACH_TURNS = 3  # loop turns for accepted connections to get their transports (one is enough)
 
 
@@ -207,6 +209,7 @@ class GenerationServer:
         self.state = ServerState()
         self.servers: list[asyncio.base_events.Server] = []
         self.lifespan: Any = None
+        self._claimed: set[asyncio.Task[Any]] = set()
         base = self.config.http_protocol_class
 
         class Tracked(base):  # type: ignore[misc, valid-type]
@@ -228,16 +231,40 @@ class GenerationServer:
         if self.lifespan.should_exit:
             raise LifespanFailed("the app's lifespan startup failed (see its output)")
         loop = asyncio.get_running_loop()
-
-        def factory() -> asyncio.Protocol:
-            proto: asyncio.Protocol = self._protocol(
-                config=self.config, server_state=self.state, app_state=self.lifespan.state, _loop=loop
-            )
-            return proto
-
         for sock in self.sockets:
             sock.setblocking(False)
-            self.servers.append(await loop.create_server(factory, sock=sock, backlog=2048))
+            self.servers.append(await loop.create_server(self._new_protocol, sock=sock, backlog=2048))
+
+    def _new_protocol(self) -> asyncio.Protocol:
+        proto: asyncio.Protocol = self._protocol(
+            config=self.config,
+            server_state=self.state,
+            app_state=self.lifespan.state,
+            _loop=asyncio.get_running_loop(),
+        )
+        return proto
+
+    def claim(self, listener: socket.socket, peer: object) -> bool:
+        """Accept from ``listener`` now, until the connection from ``peer`` is taken; serve all
+        that were accepted. True when ``peer``'s connection was among them (see ``_probe``)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(CLAIM_LIMIT):
+            try:
+                conn, address = listener.accept()
+            except OSError:  # BlockingIOError: the queue is empty, someone else took it
+                return False
+            conn.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(self._new_protocol, conn))
+            self._claimed.add(task)
+            task.add_done_callback(self._claim_done)
+            if address == peer:
+                return True
+        return False
+
+    def _claim_done(self, task: asyncio.Task[Any]) -> None:
+        self._claimed.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print(f"swapprof: serving a claimed connection failed: {task.exception()!r}", file=sys.stderr)
 
     async def self_probe(self, timeout: float) -> int:
         """Probe every listener through the shared socket; return the attempts it took."""
@@ -245,7 +272,8 @@ class GenerationServer:
         attempts = 0
         for sock in self.sockets:
             family, address = probe_address(sock)
-            attempts += await probe(family, address, self.middleware.nonce, deadline)
+            claim = functools.partial(self.claim, sock)
+            attempts += await probe(family, address, self.middleware.nonce, deadline, claim)
         return attempts
 
     async def stop_accepting(self) -> None:

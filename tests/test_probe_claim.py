@@ -1,0 +1,111 @@
+"""The self-probe claims its own connection from the shared listener.
+
+Two generations share one listener in one event loop here: the "old" one accepts through its
+asyncio server, the "new" one probes. Accepting right after connect, before the loop turns,
+the new one always gets its own probe (one attempt), and serves the real clients it accepted
+on the way instead of dropping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from swapprof.server._fds import probe_address
+from swapprof.server._probe import probe
+from swapprof.server._serving import GenerationServer
+
+
+async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _listener(family: socket.AddressFamily, tmp_path: Path) -> socket.socket:
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "l.sock") if family == socket.AF_UNIX else ("127.0.0.1", 0))
+    listener.listen(64)
+    listener.setblocking(False)
+    return listener
+
+
+async def _answer(client: socket.socket) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while b"\r\n\r\nok" not in data:
+        chunk = await asyncio.wait_for(loop.sock_recv(client, 4096), 10)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_UNIX], ids=["tcp", "unix"])
+def test_probe_claims_its_connection_ahead_of_the_old_generation(
+    family: socket.AddressFamily, tmp_path: Path
+) -> None:
+    async def run() -> tuple[list[int], bytes]:
+        listener = _listener(family, tmp_path)
+        old = GenerationServer(_app, [listener], generation=1)
+        new = GenerationServer(_app, [], generation=2)
+        await old.start()
+        await new.start()
+        fam, address = probe_address(listener)
+        attempts = []
+        for _ in range(5):
+            deadline = asyncio.get_running_loop().time() + 10
+            attempts.append(
+                await probe(fam, address, new.middleware.nonce, deadline, lambda p: new.claim(listener, p))
+            )
+        # a client queued before the probe: the claim accepts it first, and new serves it
+        client = socket.socket(family, socket.SOCK_STREAM)
+        client.connect(address)  # type: ignore[arg-type]
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        client.setblocking(False)
+        assert new.claim(listener, ("nobody", 0)) is False  # took the client, then found the queue empty
+        answer = await _answer(client)
+        client.close()
+        for server in (old, new):
+            await server.stop_accepting()
+            await server.drain(0.0, 1.0)
+            await server.shutdown_lifespan()
+        listener.close()
+        return attempts, answer
+
+    attempts, answer = asyncio.run(run())
+    assert attempts == [1] * 5
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+
+
+def test_probe_without_a_claim_can_land_on_the_old_generation(tmp_path: Path) -> None:
+    """The race the claim removes: the old generation's answer (409) makes the probe retry."""
+
+    async def run() -> int:
+        listener = _listener(socket.AF_INET, tmp_path)
+        old = GenerationServer(_app, [listener], generation=1)
+        await old.start()
+        fam, address = probe_address(listener)
+        deadline = asyncio.get_running_loop().time() + 0.5
+        try:
+            return await probe(fam, address, "not-old's-nonce", deadline)
+        finally:
+            await old.stop_accepting()
+            await old.drain(0.0, 1.0)
+            await old.shutdown_lifespan()
+            listener.close()
+
+    from swapprof.server._probe import ProbeFailed
+
+    with pytest.raises(ProbeFailed, match="no answer of our own"):
+        asyncio.run(run())

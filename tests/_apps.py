@@ -52,3 +52,17 @@ def set_fault(app_dir: Path, fault: str) -> None:
         path.write_text(fault)
     elif path.exists():
         path.unlink()
+
+
+async def ok_app(scope, receive, send):  # type: ignore[no-untyped-def]
+    """An ASGI app answering ``ok`` to every request, with a lifespan that always starts."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})

@@ -14,21 +14,12 @@ import socket
 import pytest
 
 from swapprof.server._serving import GenerationServer
+from tests._apps import ok_app
 
 CLIENTS = 8
 
 
-async def _app(scope, receive, send):  # type: ignore[no-untyped-def]
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-    await send({"type": "http.response.body", "body": b"ok"})
+_app = ok_app
 
 
 async def _run(turns: int) -> list[bytes]:

@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="start a zygote that imports these packages once; upgrades fork it (millisecond switch)",
     )
     serve.add_argument(
+        "--no-spare",
+        dest="spare",
+        action="store_false",
+        default=None,
+        help="with --preload: do not keep a generation forked and warmed ahead of the next upgrade",
+    )
+    serve.add_argument(
         "--debug-bind",
         metavar="HOST:PORT",
         help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
@@ -189,6 +196,7 @@ def _serve(args: argparse.Namespace) -> int:
         debug_bind=args.debug_bind,
         debug_token=args.debug_token,
         app_metrics_path=args.app_metrics_path,
+        spare=args.spare,
         preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
         if args.preload is not None
         else None,

@@ -10,7 +10,7 @@ from swapprof._process import wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
 from tests._apps import write_faulty_app
-from tests._helpers import fd_targets
+from tests._helpers import fd_targets, wait_for
 
 
 def _env_with(path: Path) -> dict[str, str]:
@@ -122,10 +122,54 @@ def test_a_thread_in_the_zygote_is_refused_naming_it(tmp_path: Path) -> None:
 def test_forked_generations_and_zygote_exit_when_the_master_is_killed() -> None:
     with ServerProcess(args=["--preload", "uvicorn"]) as server:
         server.upgrade()
-        status = server.status()
+        status = wait_for(lambda: (s := server.status())["zygote"]["spare_pid"] and s, what="a spare")
         gen_pid = status["generations"][0]["pid"]
         zygote_pid = status["zygote"]["pid"]
+        spare_pid = status["zygote"]["spare_pid"]
         os.kill(server.pid, signal.SIGKILL)
         server.proc.wait()  # type: ignore[union-attr]
         assert wait_pid_gone(gen_pid, 15), "forked generation outlived the master"
         assert wait_pid_gone(zygote_pid, 15), "zygote outlived the master"
+        assert spare_pid and wait_pid_gone(spare_pid, 15), "spare outlived the master"
+
+
+def _spare_pid(server: ServerProcess) -> int:
+    pid: int = wait_for(lambda: server.status()["zygote"]["spare_pid"], what="a waiting spare")
+    return pid
+
+
+def _reaped(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}")  # a zombie would still be listed
+
+
+def test_an_upgrade_starts_from_the_waiting_spare_and_a_new_spare_follows() -> None:
+    with ServerProcess(args=["--preload", "uvicorn"]) as server:
+        for _ in range(3):
+            spare = _spare_pid(server)
+            record = server.upgrade()
+            assert record["outcome"] == "success" and record["spare"] is True
+            assert record["new_pid"] == spare  # the spare became the generation
+            assert server.status()["generations"][0]["pid"] == spare
+            assert _spare_pid(server) != spare
+        log = server.log()
+    assert "[spare]" not in log  # a warm spare says nothing
+
+
+def test_a_dead_spare_is_reaped_and_the_upgrade_forks_afresh() -> None:
+    with ServerProcess(args=["--preload", "uvicorn"]) as server:
+        spare = _spare_pid(server)
+        os.kill(spare, signal.SIGKILL)
+        wait_for(lambda: _reaped(spare), what="the dead spare reaped")
+        assert server.status()["zygote"]["spare_pid"] is None
+        record = server.upgrade()
+        assert record["outcome"] == "success" and record["spawn_mode"] == "fork"
+        assert "spare" not in record and record["new_pid"] != spare
+        assert _spare_pid(server) not in (spare, record["new_pid"])  # refilled after the upgrade
+
+
+def test_without_spare_upgrades_fork_on_demand() -> None:
+    with ServerProcess(args=["--preload", "uvicorn", "--no-spare"]) as server:
+        record = server.upgrade()
+        status = server.status()
+    assert record["outcome"] == "success" and record["spawn_mode"] == "fork" and "spare" not in record
+    assert status["zygote"]["spare_pid"] is None

@@ -26,6 +26,7 @@ ENV_RUN_DIR = "SWAPPROF_RUN_DIR"
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_DEBUG_TOKEN = "SWAPPROF_DEBUG_TOKEN"
 ENV_PRELOAD = "SWAPPROF_PRELOAD"
+ENV_SPARE = "SWAPPROF_SPARE"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class ServerConfig:
     """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
     preload: tuple[str, ...] = ()
     """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
+    spare: bool = True
+    """With a zygote: keep one generation forked and warmed ahead, so an upgrade starts from it."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -122,6 +125,10 @@ class ServerConfig:
         ):
             if name not in values and var in env:
                 values[name] = env[var]
+        if "spare" not in values and env.get(ENV_SPARE):
+            if env[ENV_SPARE] not in ("0", "1"):
+                raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")
+            values["spare"] = env[ENV_SPARE] == "1"
         if "preload" not in values and env.get(ENV_PRELOAD):
             values["preload"] = tuple(p for p in env[ENV_PRELOAD].split(",") if p)
         return replace(cls(app=app), **values)  # type: ignore[arg-type]

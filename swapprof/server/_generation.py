@@ -102,9 +102,9 @@ class Generation:
             raise
         self._watch()
 
-    def adopt(self, pid: int, output: int) -> None:
+    def adopt(self, pid: int, output: int, pidfd: int | None = None) -> None:
         """Watch a process started elsewhere (forked by the zygote, re-parented to us)."""
-        self._proc = Spawned(pid=pid, pidfd=os.pidfd_open(pid), output=output)
+        self._proc = Spawned(pid=pid, pidfd=os.pidfd_open(pid) if pidfd is None else pidfd, output=output)
         self._watch()
 
     def _watch(self) -> None:

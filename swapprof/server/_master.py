@@ -80,6 +80,8 @@ class Master:
         self.observer: Any = None
         self.debug: Any = None
         self.zygote: Any = None
+        self.spare: Any = None  # a generation forked and warmed ahead (zygote mode)
+        self._refilling: asyncio.Task[None] | None = None
         self._zygote_serial = 0
         self._reload_serial = 0
         self._lifeline: tuple[int, int] | None = None
@@ -145,6 +147,17 @@ class Master:
         )
         self._systemd.send(READY=1, STATUS="generation 1 serving", MAINPID=os.getpid())
         self.ready.set()
+        self._refill_spare()
+
+    def _refill_spare(self) -> None:
+        """Fork the next spare in the background. Not one of ``_tasks``: cancelled mid-request
+        it would leave a spare nobody knows of; the shutdown waits for it instead."""
+        if self.zygote is None or not self.config.spare or self._stopping.is_set():
+            return
+        if self._refilling is None or self._refilling.done():
+            from swapprof.server._master_spawn import refill_spare
+
+            self._refilling = asyncio.create_task(refill_spare(self))
 
     def _take_listeners(self) -> None:
         inherited = _fds.inherit(os.environ)
@@ -203,6 +216,12 @@ class Master:
                 gen.kill()
                 self._forced_kill()
                 await gen.wait_until(lambda g=gen: not g.alive, time.monotonic_ns() + int(EXIT_GRACE_S * 1e9))  # type: ignore[misc]
+        if self._refilling is not None:
+            with contextlib.suppress(Exception):
+                await self._refilling  # it drops what it forked, seeing that we stop
+        if self.spare is not None:
+            spare, self.spare = self.spare, None
+            await spare.stop()
         if self.zygote is not None:
             await self.zygote.stop()
             self.zygote = None
@@ -296,6 +315,7 @@ class Master:
         if record.trigger == "recovery":
             self._recovery_failures = 0 if record.outcome == _upgrade.SUCCESS else self._recovery_failures + 1
         self._systemd.send(READY=1, STATUS=f"generation {serving} serving")
+        self._refill_spare()
         if self._pending is not None and not self._stopping.is_set():
             pending, self._pending = self._pending, None
             self._start(pending)
@@ -504,7 +524,13 @@ class Master:
             "forced_kills": self.forced_kills,
             "master_fds": len(os.listdir("/proc/self/fd")),
             "debug_address": self.debug.address if self.debug is not None else None,
-            "zygote": {"serial": self.zygote.serial, "pid": self.zygote.process.pid} if self.zygote else None,
+            "zygote": {
+                "serial": self.zygote.serial,
+                "pid": self.zygote.process.pid,
+                "spare_pid": self.spare.pid if self.spare is not None and self.spare.waiting else None,
+            }
+            if self.zygote
+            else None,
             "last_upgrade": self.history[-1] if self.history else None,
         }
 

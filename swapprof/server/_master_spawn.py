@@ -33,12 +33,16 @@ async def spawn(
             "SWAPPROF_LIFELINE_FD": str(3 + len(master.listeners) + 1),
         }
         for attempt in (1, 2):
+            spare, master.spare = master.spare, None
             try:
-                await start_generation_forked(new, master.zygote, fork_env)
+                if await start_generation_forked(new, master.zygote, fork_env, spare):
+                    record.info["spare"] = True
                 record.info["spawn_mode"] = "fork"
                 record.phase("requested", record.requested_ns, spawn_at)
                 return spawn_at
             except ZygoteError as exc:
+                if spare is not None:
+                    await spare.stop()  # forked from a zygote that now refuses: not to be used
                 if exc.kind == "stale" and attempt == 1:
                     record.phase("requested", record.requested_ns, spawn_at)
                     master._say(f"zygote {master.zygote.serial} is stale ({exc}); replacing it")
@@ -54,6 +58,9 @@ async def spawn(
                 if exc.kind == "dead":
                     master._tasks_add(replace_zygote(master))
                 break
+            finally:
+                if spare is not None and spare.waiting and master.spare is None:
+                    master.spare = spare  # not used (an error before it was asked): keep it
     if "requested" not in {name for name, _, _ in record.spans}:
         record.phase("requested", record.requested_ns, spawn_at)
     new.start(master._argv(), env, master.listeners, master.names)
@@ -79,13 +86,39 @@ async def replace_zygote(master: Master) -> None:
                           master._lifeline[0])  # fmt: skip
     except (ZygoteError, SpawnError, OSError) as exc:
         master._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
+        await drop_spare(master)
         old, master.zygote = master.zygote, None
         if old is not None:
             await old.stop()
         return
+    await drop_spare(master)  # forked from the zygote being replaced
     old, master.zygote = master.zygote, fresh
     master._say(
         f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(master.config.preload)}"
     )
     if old is not None:
         await old.stop()
+
+
+async def refill_spare(master: Master) -> None:
+    """Have a spare waiting for the next upgrade (when enabled and the zygote is healthy)."""
+    zygote = master.zygote
+    if not master.config.spare or zygote is None or master._stopping.is_set():
+        return
+    if master.spare is not None and master.spare.waiting:
+        return
+    try:
+        spare = await zygote.spare()
+    except ZygoteError as exc:
+        master._say(f"zygote {zygote.serial} could not fork a spare ({exc.kind}): {exc}")
+        return
+    if master.zygote is not zygote or master._stopping.is_set() or master.spare is not None:
+        await spare.stop()  # the world moved on while it was forked
+        return
+    master.spare = spare
+
+
+async def drop_spare(master: Master) -> None:
+    spare, master.spare = master.spare, None
+    if spare is not None:
+        await spare.stop()

@@ -7,8 +7,10 @@ is woken on the other core the moment the connection is queued, while the new ge
 still busy connecting. Measured here: 1 to 146 attempts, median 9, about 12 ms. So once the
 connection is established the prober *claims* it: it accepts from the shared listener itself,
 right away, until it meets its own connection, and hands everything it accepted to its own
-server (a real client accepted on the way is served like any other). The probe still goes
-through the shared listener and the whole HTTP stack; it only stops losing a race it caused.
+server (a real client accepted on the way is served like any other). When the old generation
+was faster anyway, the probe closes that connection unsent and tries again at once (a few tens
+of microseconds, not a request through the old generation). The probe still goes through the
+shared listener and the whole HTTP stack; it only stops losing a race it caused.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ PROBE_HEADER = "x-swapprof-probe"
 PROBE_PATH = "/__swapprof__/probe"
 NOT_MINE = 409
 
+# Connections the probe gives up unsent when another process accepted them first; after that
+# it probes plainly (the other process answers 409 until ours answers).
+CLAIM_TRIES = 16
 # Given the probe connection's own address, accept from the listener until that connection is
 # taken; True when it was (by us), False when it was not in the queue (someone else took it).
 Claim = Callable[[object], bool]
@@ -82,6 +87,9 @@ async def _request(
 ) -> tuple[int, bool]:
     """One probe on a new connection: (HTTP status, whether we claimed the connection)."""
     sock, claimed = await _connect(family, address, timeout, claim)
+    if claim is not None and not claimed:
+        sock.close()  # another process took it: try again at once, sending nothing
+        return NOT_MINE, False
     try:
         if family == socket.AF_UNIX:
             reader, writer = await asyncio.open_unix_connection(sock=sock)
@@ -125,7 +133,8 @@ async def probe(
         if remaining <= 0:
             raise ProbeFailed(f"no answer of our own through the listener after {attempts - 1} attempts")
         try:
-            status, claimed = await _request(family, address, nonce, min(remaining, 5.0), claim)
+            claiming = claim if attempts <= CLAIM_TRIES else None
+            status, claimed = await _request(family, address, nonce, min(remaining, 5.0), claiming)
         except (TimeoutError, OSError) as exc:
             raise ProbeFailed(f"probe connection failed: {exc!r}") from exc
         if status != NOT_MINE:

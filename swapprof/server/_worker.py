@@ -18,9 +18,12 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swapprof.server._notify import Notifier
+
+if TYPE_CHECKING:
+    import asyncio
 
 EXIT_IMPORT = 3
 EXIT_PROBE = 4
@@ -32,7 +35,8 @@ def _now() -> int:
     return time.monotonic_ns()
 
 
-def main() -> int:
+def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
+    """Run one generation; ``loop``: an event loop made (and warmed) ahead, by a spare."""
     notifier = Notifier.from_env()
     os.environ.pop("NOTIFY_SOCKET", None)  # the app must not talk to the master by accident
     generation = int(os.environ.get("SWAPPROF_GENERATION", "1"))
@@ -70,7 +74,9 @@ def main() -> int:
     import asyncio
 
     stamps = {"started": started, "imported": imported}
-    return asyncio.run(_serve(app, [s for _, s in listeners], generation, notifier, telemetry, stamps))
+    serve = _serve(app, [s for _, s in listeners], generation, notifier, telemetry, stamps)
+    with asyncio.Runner(loop_factory=None if loop is None else lambda: loop) as runner:
+        return runner.run(serve)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -4,13 +4,19 @@ Started by the master with the listeners at fds 3.. (LISTEN_FDS) and one end of 
 SOCK_SEQPACKET socketpair at SWAPPROF_ZYGOTE_FD. It imports the packages named in
 SWAPPROF_PRELOAD -- never app code -- and then serves fork requests:
 
-    master -> zygote: {"cmd": "fork", "env": {...}} + SCM_RIGHTS [stdout fd]
-    zygote -> master: {"pid": N} | {"error": "...", "kind": "threads" | "stale" | "fork"}
+    master -> zygote: {"cmd": "fork", "env": {...}} + SCM_RIGHTS [output fd]
+    master -> zygote: {"cmd": "spare"} + SCM_RIGHTS [output fd, control socket]
+    master -> zygote: {"cmd": "check"}        (may it fork now? nothing is forked)
+    zygote -> master: {"pid": N} | {"ok": true} | {"error": "...", "kind": "threads" | "stale" | "fork"}
+    master -> spare (its control socket): {"env": {...}}; EOF = discarded, exit 0
 
-A generation is forked twice (zygote -> short-lived middle -> generation) so that the middle's
-exit re-parents it to the master, a child subreaper: the master then waits for it like any
-child. The forked generation re-seeds its random state, takes its environment from the
-request, and runs the same entry as an exec'd generation (``_worker.main``).
+A child is forked twice (zygote -> short-lived middle -> child) so that the middle's exit
+re-parents it to the master, a child subreaper: the master then waits for it like any child.
+A forked child re-seeds its random state, takes its environment from the request, and runs
+the same entry as an exec'd generation (``_worker.main``). A *spare* is such a child forked
+ahead of need (Android's "unspecialized app process" pool, with one entry): it warms the
+generation start-up path on a throwaway server, then waits for its environment, so an upgrade
+costs neither the fork nor the cold first run of that path.
 
 Fork safety: the zygote refuses to fork while it has more than one thread (a forked copy of
 a lock held by another thread deadlocks the child), naming the threads; and it refuses when a
@@ -25,7 +31,13 @@ import os
 import socket
 import struct
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from swapprof.server._filewatch import FileStamps
+
+if TYPE_CHECKING:
+    import asyncio
 
 MAX_MESSAGE = 1 << 20
 
@@ -52,41 +64,33 @@ def thread_problem() -> str | None:
     )
 
 
-def fingerprint(names: set[str]) -> dict[str, tuple[int, int]]:
-    """(mtime_ns, size) of the file of every module in ``names`` (what preloading imported)."""
-    prints: dict[str, tuple[int, int]] = {}
+def module_files(names: set[str]) -> set[str]:
+    """The source files of the modules in ``names`` (what preloading imported)."""
+    files = set()
     for name in names:
-        module = sys.modules.get(name)
-        path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        prints[path] = (st.st_mtime_ns, st.st_size)
-    return prints
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            files.add(path)
+    return files
 
 
-def changed_files(before: dict[str, tuple[int, int]]) -> list[str]:
-    changed = []
-    for path, stamp in before.items():
-        try:
-            st = os.stat(path)
-        except OSError:
-            changed.append(path)
-            continue
-        if (st.st_mtime_ns, st.st_size) != stamp:
-            changed.append(path)
-    return changed
+def _refusal(stamps: FileStamps) -> dict[str, Any] | None:
+    """Why forking now would be wrong (threads, stale preloaded files), or None."""
+    problem = thread_problem()
+    if problem is not None:
+        return {"error": problem, "kind": "threads"}
+    changed = stamps.changed()
+    if changed:
+        return {"error": f"{len(changed)} preloaded file(s) changed, e.g. {changed[0]}", "kind": "stale"}
+    return None
 
 
 def _send(sock: socket.socket, payload: dict[str, Any]) -> None:
     sock.send(json.dumps(payload).encode())
 
 
-def _fork_generation(sock: socket.socket, env: dict[str, str], out_fd: int) -> int:
-    """Double fork; return the generation's pid (re-parented to the master)."""
+def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
+    """Run ``child`` in a grandchild re-parented to the master; return the grandchild's pid."""
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:
@@ -95,38 +99,25 @@ def _fork_generation(sock: socket.socket, env: dict[str, str], out_fd: int) -> i
             pid = os.fork()
             if pid == 0:
                 os.close(w)
-                _become_generation(sock, env, out_fd)  # never returns
+                _run_child(child)  # never returns
             os.write(w, struct.pack("i", pid))
         finally:
             os._exit(0)
     os.close(w)
-    os.close(out_fd)
+    for fd in close_in_child:
+        os.close(fd)  # the child's now
     os.waitpid(middle, 0)
     data = os.read(r, 4)
     os.close(r)
     if len(data) != 4:
-        raise OSError("the middle process died before reporting the generation's pid")
+        raise OSError("the middle process died before reporting the child's pid")
     return int(struct.unpack("i", data)[0])
 
 
-def _become_generation(sock: socket.socket, env: dict[str, str], out_fd: int) -> None:
+def _run_child(child: Callable[[], int]) -> NoReturn:
     code = 70
     try:
-        sock.close()
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
-        os.environ.clear()
-        os.environ.update(env)
-        os.environ["LISTEN_PID"] = str(os.getpid())
-        import random
-
-        random.seed()  # the zygote's state would repeat in every generation otherwise
-        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-        from swapprof.server._worker import main as worker_main
-
-        code = worker_main()
+        code = child()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:
@@ -139,6 +130,103 @@ def _become_generation(sock: socket.socket, env: dict[str, str], out_fd: int) ->
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _detach(sock: socket.socket, out_fd: int) -> None:
+    """First steps of every forked child: drop the zygote's socket, output to ``out_fd``."""
+    sock.close()
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    import random
+
+    random.seed()  # the zygote's state would repeat in every generation otherwise
+
+
+def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | None = None) -> int:
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ["LISTEN_PID"] = str(os.getpid())
+    from swapprof.server._worker import main as worker_main
+
+    return worker_main(loop)
+
+
+def _generation(sock: socket.socket, out_fd: int, env: dict[str, str]) -> Callable[[], int]:
+    def child() -> int:
+        _detach(sock, out_fd)
+        return _become_generation(env)
+
+    return child
+
+
+def _spare(sock: socket.socket, out_fd: int, ctl_fd: int) -> Callable[[], int]:
+    """A pre-forked generation: warm the start-up path, then wait for the environment."""
+
+    def child() -> int:
+        _detach(sock, out_fd)
+        ctl = socket.socket(fileno=ctl_fd)
+        loop = warm_generation_path()
+        while True:
+            try:
+                data = ctl.recv(MAX_MESSAGE)
+                break
+            except InterruptedError:
+                continue
+        if not data:
+            return 0  # discarded by the master (or the master is gone)
+        ctl.close()
+        return _become_generation(json.loads(data)["env"], loop)
+
+    return child
+
+
+def warm_generation_path() -> asyncio.AbstractEventLoop | None:
+    """Run a generation's start-up once, on a throwaway server and app, in this forked child.
+
+    A forked generation's first run of that path is slow: every object it touches sits on a
+    page shared with the zygote, and the first write (a reference count) copies the page. A
+    spare pays that, and the first calls' other costs, before it is needed. Returns the event
+    loop to run the generation on (None if warming failed: the spare then starts cold)."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(_warm_once())
+    except Exception as exc:
+        print(f"swapprof: warming the spare failed ({exc!r}); it starts cold", file=sys.stderr)
+        loop.close()
+        return None
+    return loop
+
+
+async def _warm_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _warm_once() -> None:
+    from swapprof.server._serving import GenerationServer
+
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        server = GenerationServer(_warm_app, [listener], generation=0, metrics_path=None)
+        await server.start()
+        await server.self_probe(5.0)
+        await server.stop_accepting()
+        await server.drain(0.0, 1.0)
+        await server.shutdown_lifespan()
+    finally:
+        listener.close()
 
 
 def _warm_up() -> None:
@@ -158,14 +246,14 @@ def serve(sock: socket.socket, loaded: set[str]) -> int:
 
     _warm_up()
 
-    before = fingerprint(loaded)
+    stamps = FileStamps(module_files(loaded))
     # Move everything preloaded out of the collector's reach: a forked generation's first
     # collections then do not walk (and copy-on-write fault in) the whole inherited heap.
     gc.collect()
     gc.freeze()
     problem = thread_problem()
     _send(sock, {"ready": problem is None, "error": problem, "kind": "threads" if problem else None,
-                 "pid": os.getpid(), "modules": len(before)})  # fmt: skip
+                 "pid": os.getpid(), "modules": len(stamps.stamps), "inotify": stamps.watching})  # fmt: skip
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 4)
@@ -174,26 +262,26 @@ def serve(sock: socket.socket, loaded: set[str]) -> int:
         if not data:
             return 0  # the master closed its end
         request = json.loads(data)
-        if request.get("cmd") == "ping":
+        command = request.get("cmd")
+        if command == "ping":
             _send(sock, {"pong": True})
             continue
-        out_fd = fds[0] if fds else os.open(os.devnull, os.O_WRONLY)
-        problem = thread_problem()
-        changed = changed_files(before)
-        if problem is not None:
-            os.close(out_fd)
-            _send(sock, {"error": problem, "kind": "threads"})
-        elif changed:
-            os.close(out_fd)
-            _send(
-                sock,
-                {"error": f"{len(changed)} preloaded file(s) changed, e.g. {changed[0]}", "kind": "stale"},
-            )
-        else:
-            try:
-                _send(sock, {"pid": _fork_generation(sock, request["env"], out_fd)})
-            except OSError as exc:
-                _send(sock, {"error": f"fork failed: {exc}", "kind": "fork"})
+        refusal = _refusal(stamps)
+        if command == "check" or refusal is not None:
+            for fd in fds:
+                os.close(fd)
+            _send(sock, refusal or {"ok": True})
+            continue
+        try:
+            if command == "spare" and len(fds) == 2:
+                out_fd, ctl_fd = fds
+                pid = _double_fork(_spare(sock, out_fd, ctl_fd), [out_fd, ctl_fd])
+            else:
+                out_fd = fds[0] if fds else os.open(os.devnull, os.O_WRONLY)
+                pid = _double_fork(_generation(sock, out_fd, request["env"]), [out_fd])
+            _send(sock, {"pid": pid})
+        except OSError as exc:
+            _send(sock, {"error": f"fork failed: {exc}", "kind": "fork"})
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from swapprof._errors import SwapprofError
 from swapprof.server._generation import Generation
+from swapprof.server._spare import Spare, SpareGone
 
 # Always preloaded (best effort): swapprof's own generation stack and what it imports at
 # startup and right after READY -- never app code.
@@ -54,6 +55,8 @@ class Zygote:
         self.sock: socket.socket | None = None
         self.ready = False
         self.error: str | None = None
+        self.inotify = False
+        self._lock = asyncio.Lock()  # one request at a time: answers come back in order
 
     async def start(
         self,
@@ -90,6 +93,7 @@ class Zygote:
             self.close()
             raise ZygoteError(str(hello.get("error")), str(hello.get("kind") or "preload"))
         self.ready = True
+        self.inotify = bool(hello.get("inotify"))
 
     async def _receive(self, timeout: float) -> dict[str, Any]:
         assert self.sock is not None
@@ -102,19 +106,43 @@ class Zygote:
         answer: dict[str, Any] = json.loads(data)
         return answer
 
+    async def _call(self, payload: dict[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
+        """Send one request (passing ``fds``) and return the answer; raise ZygoteError when it
+        is a refusal (``kind``: threads, stale, fork) or the zygote does not answer (dead)."""
+        async with self._lock:
+            if self.sock is None or not self.ready or not self.process.alive:
+                raise ZygoteError("the zygote is not running", "dead")
+            try:
+                socket.send_fds(self.sock, [json.dumps(payload).encode()], list(fds))
+            except OSError as exc:
+                raise ZygoteError(f"cannot reach the zygote: {exc}", "dead") from None
+            answer = await self._receive(FORK_TIMEOUT_S)
+        if "error" in answer:
+            raise ZygoteError(str(answer.get("error")), str(answer.get("kind") or "fork"))
+        return answer
+
     async def fork(self, env: Mapping[str, str], out_w: int) -> int:
         """Fork a generation with ``env``, its stdout/stderr on ``out_w``; return its pid."""
-        if self.sock is None or not self.ready or not self.process.alive:
-            raise ZygoteError("the zygote is not running", "dead")
-        payload = json.dumps({"cmd": "fork", "env": dict(env)}).encode()
+        return int((await self._call({"cmd": "fork", "env": dict(env)}, [out_w]))["pid"])
+
+    async def check(self) -> None:
+        """Raise ZygoteError if a fork now would be refused (threads, stale files, dead)."""
+        await self._call({"cmd": "check"})
+
+    async def spare(self) -> Spare:
+        """Fork a spare: a generation that warms up, then waits for its environment."""
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            socket.send_fds(self.sock, [payload], [out_w])
-        except OSError as exc:
-            raise ZygoteError(f"cannot reach the zygote: {exc}", "dead") from None
-        answer = await self._receive(FORK_TIMEOUT_S)
-        if "pid" not in answer:
-            raise ZygoteError(str(answer.get("error")), str(answer.get("kind") or "fork"))
-        return int(answer["pid"])
+            pid = int((await self._call({"cmd": "spare"}, [out_w, theirs.fileno()]))["pid"])
+        except BaseException:
+            os.close(out_r)
+            ours.close()
+            raise
+        finally:
+            os.close(out_w)
+            theirs.close()
+        return Spare(self.loop, pid, ours, out_r, self.process.log)
 
     def close(self) -> None:
         """Stop the zygote: closing our end makes it exit; SIGKILL if it lingers."""
@@ -132,10 +160,26 @@ class Zygote:
                 await self.process.wait_until(lambda: not self.process.alive, deadline + int(5e9))
 
 
-async def start_generation_forked(gen: Generation, zygote: Zygote, env: Mapping[str, str]) -> None:
-    """Bring ``gen`` up as a fork of the zygote (the counterpart of ``Generation.start``)."""
-    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+async def start_generation_forked(
+    gen: Generation, zygote: Zygote, env: Mapping[str, str], spare: Spare | None = None
+) -> bool:
+    """Bring ``gen`` up from ``spare`` if it is still waiting, else as a fresh fork of the
+    zygote (the counterpart of ``Generation.start``); True if from the spare. A stale zygote
+    raises ZygoteError."""
     child_env = gen.prepare(env)
+    if spare is not None and spare.waiting:
+        try:
+            await zygote.check()  # the spare holds the zygote's code: is that still current?
+            pid, pidfd, output = spare.activate(child_env)
+        except SpareGone:
+            spare.discard()  # died while waiting: fork afresh below
+        except BaseException:
+            gen.abandon()
+            raise  # the caller decides what becomes of the spare
+        else:
+            gen.adopt(pid, output, pidfd)
+            return True
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
     try:
         pid = await zygote.fork(child_env, out_w)
     except BaseException:
@@ -147,3 +191,4 @@ async def start_generation_forked(gen: Generation, zygote: Zygote, env: Mapping[
     with contextlib.suppress(OSError):
         os.set_blocking(out_r, False)
     gen.adopt(pid, out_r)
+    return False

@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/switch.py [--upgrades 20] [--gunicorn-cycles 4]
 
 Measures, under the same load (keep-alive + new-connection clients, some /slow requests):
-- swapprof: time_to_ready and upgrade_total as the master records them, and client errors;
+- swapprof: time_to_ready and upgrade_total as the master records them, and client errors,
+  in exec mode, zygote mode (--preload, with its warm spare) and zygote mode with --no-spare;
 - floors: exec of `python -c pass`, and exec of the app's imports (uvicorn + the demo app);
 - gunicorn with uvicorn's worker on the same app: HUP, and USR2 + WINCH + QUIT;
 - for every server, "first new answer": signal -> the first response from a new process,
@@ -98,8 +99,10 @@ def memory(pid: int) -> dict[str, float]:
     }
 
 
-def bench_swapprof(upgrades: int, preload: str | None = None) -> dict[str, Any]:
+def bench_swapprof(upgrades: int, preload: str | None = None, spare: bool = True) -> dict[str, Any]:
     args = ["--preload", preload] if preload else []
+    if preload and not spare:
+        args.append("--no-spare")
     with ServerProcess(APP, args=args) as server, Prober(server.url + "/") as prober:
         loads = _load(server.address)
         for load in loads:
@@ -112,12 +115,15 @@ def bench_swapprof(upgrades: int, preload: str | None = None) -> dict[str, Any]:
             record = server.upgrade()
             records.append(record)
             first_new.append(prober.first_new(t0, old))
-            mode = "zygote" if preload else "exec"
+            mode = ("zygote" if spare else "zygote, no spare") if preload else "exec"
             print(f"\r  swapprof ({mode}) upgrade {i + 1}/{upgrades}", end="", file=sys.stderr, flush=True)
             time.sleep(0.2)
         print(file=sys.stderr)
         results = [r for load in loads for r in load.stop()]
-        mem = memory(server.status()["generations"][0]["pid"])
+        status = server.status()
+        mem = memory(status["generations"][0]["pid"])
+        spare_pid = (status.get("zygote") or {}).get("spare_pid")
+        spare_mem = memory(spare_pid) if spare_pid else None
     ok = [r for r in records if r["outcome"] == "success"]
     return {
         "upgrades": len(records),
@@ -134,6 +140,9 @@ def bench_swapprof(upgrades: int, preload: str | None = None) -> dict[str, Any]:
         "client_errors": error_counts(results),
         "spawn_modes": sorted({r.get("spawn_mode", "exec") for r in ok}),
         "generation_memory": mem,
+        "from_spare": sum(bool(r.get("spare")) for r in ok),
+        "spare_memory": spare_mem,
+        "probe_attempts": summary([r.get("probe_attempts", 0) for r in ok]),
     }
 
 
@@ -287,10 +296,11 @@ def main() -> int:
     print("swapprof ...", file=sys.stderr)
     ours = bench_swapprof(args.upgrades)
     zygote = bench_swapprof(args.upgrades, preload="uvicorn")
+    no_spare = bench_swapprof(args.upgrades, preload="uvicorn", spare=False)
     print("gunicorn ...", file=sys.stderr)
     g_hup = bench_gunicorn("HUP", args.gunicorn_cycles)
     g_usr2 = bench_gunicorn("USR2", 1)  # one cycle: a re-exec'd master does not always take a second USR2
-    print(report(floors, ours, zygote, g_hup, g_usr2))
+    print(report(floors, ours, zygote, no_spare, g_hup, g_usr2))
     path = write(
         "switch",
         {
@@ -299,6 +309,7 @@ def main() -> int:
             "floors": floors,
             "swapprof": ours,
             "swapprof_zygote": zygote,
+            "swapprof_zygote_no_spare": no_spare,
             "gunicorn_hup": g_hup,
             "gunicorn_usr2": g_usr2,
         },
@@ -307,8 +318,8 @@ def main() -> int:
     return 0
 
 
-def report(floors: dict[str, Any], ours: dict[str, Any], zygote: dict[str, Any], g_hup: dict[str, Any],
-           g_usr2: dict[str, Any]) -> str:  # fmt: skip
+def report(floors: dict[str, Any], ours: dict[str, Any], zygote: dict[str, Any], no_spare: dict[str, Any],
+           g_hup: dict[str, Any], g_usr2: dict[str, Any]) -> str:  # fmt: skip
     """The table: every row's time_to_ready (master's, or client-seen first new answer) and
     its ratio to swapprof's exec mode measured in the same run."""
 
@@ -322,6 +333,7 @@ def report(floors: dict[str, Any], ours: dict[str, Any], zygote: dict[str, Any],
         ("swapprof exec: first new answer (client)", ours, "first_new_answer_ms", base_first),
         ("swapprof --preload: time_to_ready (master)", zygote, "time_to_ready_ms", base_ready),
         ("swapprof --preload: first new answer (client)", zygote, "first_new_answer_ms", base_first),
+        ("swapprof --preload --no-spare: time_to_ready", no_spare, "time_to_ready_ms", base_ready),
         ("gunicorn HUP: first new answer (client)", g_hup, "first_new_answer_ms", base_first),
         ("gunicorn USR2+WINCH+QUIT: first new answer", g_usr2, "first_new_answer_ms", base_first),
     ):
@@ -336,12 +348,21 @@ def report(floors: dict[str, Any], ours: dict[str, Any], zygote: dict[str, Any],
             [label, med(floors[key]), floors[key]["p95"], None, None, f"{med(floors[key]) / base_ready:.2f}"]
         )
     lines = [table(["what", "median ms", "p95 ms", "total median ms", "client errors", "/ exec"], rows)]
-    for name, data in (("exec", ours), ("zygote", zygote)):
+    for name, data in (("exec", ours), ("zygote", zygote), ("zygote, no spare", no_spare)):
         phases = {k: round(v, 1) for k, v in data["phases_median_ms"].items() if v is not None}
         memory = {k: round(v, 1) for k, v in data["generation_memory"].items()}
-        lines.append(f"{name}: phase medians (ms) {phases}; generation memory (MiB) {memory}")
+        lines.append(
+            f"{name}: phase medians (ms) {phases}; generation memory (MiB) {memory}; "
+            f"probe attempts median {data['probe_attempts']['median']}, max {data['probe_attempts']['max']}"
+        )
+    spare_mem = {k: round(v, 1) for k, v in (zygote["spare_memory"] or {}).items()}
+    lines.append(
+        f"zygote: {zygote['from_spare']} of {zygote['succeeded']} upgrades started from the spare; "
+        f"a waiting spare's memory (MiB) {spare_mem}"
+    )
     lines.append(
         f"client errors by kind: exec {ours['client_errors']} | zygote {zygote['client_errors']} | "
+        f"zygote, no spare {no_spare['client_errors']} | "
         f"gunicorn HUP {g_hup['client_errors']} | gunicorn USR2 {g_usr2['client_errors']}"
     )
     return "\n".join(lines)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from swapprof._process import wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
+from swapprof.telemetry import read_spans
 from tests._apps import write_faulty_app
 from tests._helpers import fd_targets, wait_for
 
@@ -138,6 +140,11 @@ def _spare_pid(server: ServerProcess) -> int:
     return pid
 
 
+def _spawn_spans(server: ServerProcess, count: int) -> list[dict[str, Any]] | None:
+    spans = [s for s in read_spans(server.run_dir / "spans.jsonl") if s["name"] == "spawn"]
+    return sorted(spans, key=lambda s: s["start_ns"]) if len(spans) >= count else None
+
+
 def _reaped(pid: int) -> bool:
     return not os.path.exists(f"/proc/{pid}")  # a zombie would still be listed
 
@@ -152,7 +159,11 @@ def test_an_upgrade_starts_from_the_waiting_spare_and_a_new_spare_follows() -> N
             assert server.status()["generations"][0]["pid"] == spare
             assert _spare_pid(server) != spare
         log = server.log()
+        spawns = wait_for(lambda: _spawn_spans(server, 3), what="3 spawn spans")
     assert "[spare]" not in log  # a warm spare says nothing
+    assert [(s["attributes"]["swapprof.spawn_mode"], s["attributes"]["swapprof.spare"]) for s in spawns] == [
+        ("fork", True)
+    ] * 3
 
 
 def test_a_dead_spare_is_reaped_and_the_upgrade_forks_afresh() -> None:

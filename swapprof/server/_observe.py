@@ -172,7 +172,12 @@ class UpgradeObserver:
             if by_child:
                 continue
             error = record.detail if name == "rollback" else None
-            extra = {} if name in ("requested", "spawn", "rollback") else {"swapprof.recorded_by": "master"}
+            extra: dict[str, object] = (
+                {} if name in ("requested", "spawn", "rollback") else {"swapprof.recorded_by": "master"}
+            )
+            if name == "spawn":
+                extra["swapprof.spawn_mode"] = record.info.get("spawn_mode", "exec")
+                extra["swapprof.spare"] = bool(record.info.get("spare"))
             recorder.record_phase(name, self._epoch(start), self._epoch(end), error=error, **extra)
         info = record.to_dict()
         for key, value in (
@@ -183,6 +188,8 @@ class UpgradeObserver:
             ("swapprof.coalesced", record.coalesced),
             ("swapprof.connections_at_switch", info.get("connections_at_switch")),
             ("swapprof.fds.new", info.get("new_fds")),
+            ("swapprof.spawn_mode", info.get("spawn_mode")),
+            ("swapprof.probe_attempts", info.get("probe_attempts")),
             ("swapprof.detail", record.detail or None),
         ):
             recorder.set_attribute(key, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from typing import Any
@@ -39,7 +40,40 @@ def _waterfall(run_dir: Any, count: int) -> str:
     return "\n".join(f"  {line}" if line else "" for line in text.splitlines())
 
 
-def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> int:
+def _drive(server: ServerProcess, upgrades: int, say: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Load ``server``, upgrade it ``upgrades`` times (a line each); return records and results."""
+    loads = [
+        LoadGenerator(server.address, concurrency=4, mode="keepalive", paths=[("/", 9), ("/slow?ms=150", 1)]),
+        LoadGenerator(server.address, concurrency=2, mode="new", paths=[("/", 1)]),
+    ]
+    for load in loads:
+        load.start()
+    time.sleep(1.0)  # let the load reach steady state before the first upgrade
+    say(f"  load running (4 keep-alive + 2 new-connection clients); performing {upgrades} hot upgrades")
+    records = []
+    for _ in range(upgrades):
+        record = server.upgrade()
+        records.append(record)
+        say(_line(record))
+        time.sleep(0.5)
+    return records, [r for load in loads for r in load.stop()]
+
+
+def _outcome(records: list[dict[str, Any]], results: list[Any], say: Any) -> bool:
+    errors = error_counts(results)
+    failed = sum(errors.values())
+    say(f"  requests: {len(results)}, failed: {failed} {errors if failed else ''}".rstrip())
+    retried = sum(r.retried for r in results)
+    if retried:
+        say(f"  re-sent once on a new connection after the server closed an idle keep-alive one: {retried}")
+    return failed == 0 and all(r["outcome"] == "success" for r in records)
+
+
+def _median_ready(records: list[dict[str, Any]]) -> float:
+    return float(statistics.median(r["time_to_ready_ms"] or 0.0 for r in records))
+
+
+def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None, zygote: bool = True) -> int:
     out = out or sys.stdout
 
     def say(text: str) -> None:
@@ -48,37 +82,24 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None) -> 
     say("swapprof demo: starting the reference server (swapprof.server.demo:app) on a free port")
     with ServerProcess(run_dir=run_dir) as server:
         say(f"  master pid {server.pid} listening on {server.url}, run dir {server.run_dir}")
-        loads = [
-            LoadGenerator(
-                server.address, concurrency=4, mode="keepalive", paths=[("/", 9), ("/slow?ms=150", 1)]
-            ),
-            LoadGenerator(server.address, concurrency=2, mode="new", paths=[("/", 1)]),
-        ]
-        for load in loads:
-            load.start()
-        time.sleep(1.0)  # let the load reach steady state before the first upgrade
-        say(f"  load running (4 keep-alive + 2 new-connection clients); performing {upgrades} hot upgrades")
-        records = []
-        for _ in range(upgrades):
-            record = server.upgrade()
-            records.append(record)
-            say(_line(record))
-            time.sleep(0.5)
-        results = [r for load in loads for r in load.stop()]
-        errors = error_counts(results)
-        failed = sum(errors.values())
+        records, results = _drive(server, upgrades, say)
+        ok = _outcome(records, results, say)
         generations = sorted({r.generation for r in results if r.generation is not None})
-        retried = sum(r.retried for r in results)
-        say(f"  requests: {len(results)}, failed: {failed} {errors if failed else ''}".rstrip())
-        if retried:
-            say(
-                f"  re-sent once on a new connection after the server closed an idle keep-alive one: {retried}"
-            )
         status = server.status()
         same = status["master_pid"] == server.pid
         say(f"  generations that answered: {generations}; master pid unchanged: {same}")
         say(f"  metrics: http://{status['debug_address']}/metrics   traces: {server.run_dir / 'spans.jsonl'}")
         say(_waterfall(server.run_dir, len(records)))
-    ok = failed == 0 and all(r["outcome"] == "success" for r in records)
+    if zygote:
+        say("swapprof demo: the same with --preload uvicorn (a zygote, and a spare forked ahead)")
+        with ServerProcess(args=["--preload", "uvicorn"]) as server:
+            fast, results = _drive(server, upgrades, say)
+            ok = _outcome(fast, results, say) and ok
+        exec_ms, fork_ms = _median_ready(records), _median_ready(fast)
+        say(
+            f"  time_to_ready median: exec {exec_ms:.1f} ms, zygote {fork_ms:.1f} ms "
+            f"({fork_ms / exec_ms:.2f} of exec); {sum(bool(r.get('spare')) for r in fast)} of {len(fast)} "
+            "upgrades started from the spare"
+        )
     say("swapprof demo: " + ("all upgrades succeeded with zero failed requests" if ok else "FAILED"))
     return 0 if ok else 1

@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)"
     )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
+    demo.add_argument(
+        "--no-zygote", dest="zygote", action="store_false", help="skip the second run with --preload"
+    )
     from swapprof.dashboards._cli import add_parser as add_dashboards_parser
     from swapprof.gate._cli import add_parsers as add_gate_parsers
     from swapprof.pprof._cli import add_parser as add_profile_parser
@@ -154,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from swapprof._demo import run_demo
 
-            return run_demo(upgrades=args.upgrades, run_dir=args.run_dir)
+            return run_demo(upgrades=args.upgrades, run_dir=args.run_dir, zygote=args.zygote)
     except ConfigError as exc:
         print(f"swapprof: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -312,6 +315,10 @@ def format_status(status: dict[str, Any]) -> str:
             f"{gen['generation']:>4} {gen['pid']:>8} {gen['state']:<9} {gen['uptime_s']:>8.1f}s "
             f"{gen['connections']:>6} {fds:>5}"
         )
+    zygote = status.get("zygote")
+    if zygote:
+        spare = f"spare pid {zygote['spare_pid']} waiting" if zygote.get("spare_pid") else "no spare waiting"
+        lines.append(f"zygote {zygote['serial']} pid {zygote['pid']}; {spare}")
     totals = ", ".join(f"{k}={v}" for k, v in sorted(status["upgrades_total"].items())) or "none"
     lines.append(f"upgrades: {totals}; forced kills {status['forced_kills']}")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._process import wait_pid_gone
+from swapprof.cli import format_status
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
 from swapprof.telemetry import read_spans
@@ -48,11 +49,12 @@ def test_forked_upgrades_under_load_lose_nothing_and_pick_up_new_code(tmp_path: 
             LoadGenerator(server.address, concurrency=1, max_requests=1, paths=[("/version", 1)]).run()
         )
         gen_pid = server.status()["generations"][0]["pid"]
+        gen_fds = fd_targets(gen_pid)
         master_objects = set(fd_targets(server.pid).values())
         # sockets and pipes are named by inode, so equal names mean the same object
         shared = [
             t
-            for fd, t in fd_targets(gen_pid).items()
+            for fd, t in gen_fds.items()
             if fd > 2 and t.startswith(("socket:", "pipe:")) and t in master_objects
         ]
     assert [r["outcome"] for r in records] == ["success"] * 7
@@ -62,6 +64,7 @@ def test_forked_upgrades_under_load_lose_nothing_and_pick_up_new_code(tmp_path: 
     assert all(r["service_gap_ms"] == 0 for r in records)
     # a forked generation shares with the master only the listener and the lifeline pipe
     assert sorted(t.split(":")[0] for t in shared) == ["pipe", "socket"], shared
+    assert not [t for t in gen_fds.values() if "inotify" in t]  # the zygote's own watch stays there
 
 
 def test_version_file_is_read_by_the_new_generation(tmp_path: Path) -> None:
@@ -153,6 +156,7 @@ def test_an_upgrade_starts_from_the_waiting_spare_and_a_new_spare_follows() -> N
     with ServerProcess(args=["--preload", "uvicorn"]) as server:
         for _ in range(3):
             spare = _spare_pid(server)
+            assert f"spare pid {spare} waiting" in format_status(server.status())
             record = server.upgrade()
             assert record["outcome"] == "success" and record["spare"] is True
             assert record["new_pid"] == spare  # the spare became the generation
@@ -184,3 +188,4 @@ def test_without_spare_upgrades_fork_on_demand() -> None:
         status = server.status()
     assert record["outcome"] == "success" and record["spawn_mode"] == "fork" and "spare" not in record
     assert status["zygote"]["spare_pid"] is None
+    assert "no spare waiting" in format_status(status)

@@ -92,6 +92,10 @@ class FileStamps:
         for path in paths:
             self.stamps[path] = stamp(path)
 
+    def filenos(self) -> list[int]:
+        """The fds this holds (for a forked child to close)."""
+        return [self._inotify.fd] if self._inotify is not None else []
+
     @property
     def watching(self) -> bool:
         return self._inotify is not None

@@ -132,9 +132,11 @@ def _run_child(child: Callable[[], int]) -> NoReturn:
             os._exit(code)
 
 
-def _detach(sock: socket.socket, out_fd: int) -> None:
-    """First steps of every forked child: drop the zygote's socket, output to ``out_fd``."""
-    sock.close()
+def _detach(zygote_fds: list[int], out_fd: int) -> None:
+    """First steps of every forked child: close the zygote's own fds, output to ``out_fd``."""
+    for fd in zygote_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     os.close(out_fd)
@@ -154,19 +156,19 @@ def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | No
     return worker_main(loop)
 
 
-def _generation(sock: socket.socket, out_fd: int, env: dict[str, str]) -> Callable[[], int]:
+def _generation(zygote_fds: list[int], out_fd: int, env: dict[str, str]) -> Callable[[], int]:
     def child() -> int:
-        _detach(sock, out_fd)
+        _detach(zygote_fds, out_fd)
         return _become_generation(env)
 
     return child
 
 
-def _spare(sock: socket.socket, out_fd: int, ctl_fd: int) -> Callable[[], int]:
+def _spare(zygote_fds: list[int], out_fd: int, ctl_fd: int) -> Callable[[], int]:
     """A pre-forked generation: warm the start-up path, then wait for the environment."""
 
     def child() -> int:
-        _detach(sock, out_fd)
+        _detach(zygote_fds, out_fd)
         ctl = socket.socket(fileno=ctl_fd)
         loop = warm_generation_path()
         while True:
@@ -272,13 +274,20 @@ def serve(sock: socket.socket, loaded: set[str]) -> int:
                 os.close(fd)
             _send(sock, refusal or {"ok": True})
             continue
+        ours = [sock.fileno(), *stamps.filenos()]  # closed in every child
         try:
             if command == "spare" and len(fds) == 2:
                 out_fd, ctl_fd = fds
-                pid = _double_fork(_spare(sock, out_fd, ctl_fd), [out_fd, ctl_fd])
+                pid = _double_fork(_spare(ours, out_fd, ctl_fd), [out_fd, ctl_fd])
+            elif command == "fork" and len(fds) == 1 and isinstance(request.get("env"), dict):
+                pid = _double_fork(_generation(ours, fds[0], request["env"]), fds)
             else:
-                out_fd = fds[0] if fds else os.open(os.devnull, os.O_WRONLY)
-                pid = _double_fork(_generation(sock, out_fd, request["env"]), [out_fd])
+                for fd in fds:
+                    os.close(fd)
+                _send(
+                    sock, {"error": f"malformed request {command!r} with {len(fds)} fds", "kind": "protocol"}
+                )
+                continue
             _send(sock, {"pid": pid})
         except OSError as exc:
             _send(sock, {"error": f"fork failed: {exc}", "kind": "fork"})

@@ -24,6 +24,7 @@ from swapprof.server import ServerProcess
         (["serve", "swapprof.server.demo:app", "--bind", "1.2.3.4:99999"], "outside 0-65535"),
         (["serve", "swapprof.server.demo:app", "--probe-path", "healthz"], "must start with '/'"),
         (["serve", "swapprof.server.demo:app", "--app-dir", "/nonexistent/dir"], "is not a directory"),
+        (["serve", "swapprof.server.demo:app", "--no-spare"], "applies only with --preload"),
         (["ctl", "dance"], "invalid choice"),
         (["demo", "--upgrades", "0"], "must be at least 1"),
         (["frobnicate"], "invalid choice"),

@@ -87,6 +87,8 @@ class ServerConfig:
                 raise ConfigError(
                     f"--preload {name!r} is app code (the app is {self.app}); the zygote never imports it"
                 )
+        if not self.spare and not self.preload:
+            raise ConfigError("--no-spare (SWAPPROF_SPARE=0) applies only with --preload: there is no zygote")
         if self.app_dir is not None and not Path(self.app_dir).is_dir():
             raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
         self.bind_specs()  # validates every --bind

@@ -59,3 +59,37 @@ def test_without_events_no_file_is_looked_at(tmp_path: Path, monkeypatch: pytest
         assert sorted(looked) == sorted([str(first), str(second)])
     finally:
         stamps.close()
+
+
+def test_a_path_through_a_symlink_is_compared_every_time(tmp_path: Path) -> None:
+    """inotify would watch the old target: a release switched by relinking goes unseen."""
+    for release in ("v1", "v2"):
+        (tmp_path / release).mkdir()
+        (tmp_path / release / "mod.py").write_text(f"VERSION = {release!r}  # {release}\n")
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    path = str(tmp_path / "current" / "mod.py")
+    stamps = FileStamps({path})
+    try:
+        assert not stamps.watching
+        (tmp_path / "v2" / "mod.py").write_text("VERSION = 'v2'  # a longer line, another size\n")
+        os.replace(_relink(tmp_path), tmp_path / "current")
+        assert stamps.changed() == [path]
+    finally:
+        stamps.close()
+
+
+def _relink(tmp_path: Path) -> Path:
+    fresh = tmp_path / "current.new"
+    fresh.symlink_to(tmp_path / "v2")
+    return fresh
+
+
+def test_a_file_written_after_the_cutoff_counts_as_changed(tmp_path: Path) -> None:
+    first, second = _files(tmp_path)
+    os.utime(first, ns=(2_000, 2_000))
+    os.utime(second, ns=(1_000, 1_000))
+    stamps = FileStamps({str(first), str(second)}, not_after_ns=1_500)
+    try:
+        assert stamps.changed() == [str(first)]  # modified while it was being imported
+    finally:
+        stamps.close()

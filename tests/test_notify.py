@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 
 from swapprof.server._notify import Notifier, decode, encode, receiver
 
@@ -34,3 +36,21 @@ def test_dead_receiver_is_not_an_error() -> None:
     notifier = Notifier(f"@swapprof-test/nobody/{secrets.token_hex(4)}")
     assert notifier.send(READY=1) is False
     notifier.close()
+
+
+def test_a_generation_nobody_listens_for_exits_instead_of_serving() -> None:
+    """A generation whose master gave it up (its notify socket is gone) must not serve."""
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": f"@swapprof-test-nobody-{os.getpid()}-{secrets.token_hex(4)}",
+        "SWAPPROF_APP": "swapprof.server.demo:app",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "swapprof.server._worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 7, proc.stderr
+    assert b"no master listens on NOTIFY_SOCKET" in proc.stderr

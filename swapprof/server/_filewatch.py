@@ -80,17 +80,64 @@ class _Inotify:
             os.close(self.fd)
 
 
+# Filesystems whose changes all pass through this kernel, so inotify sees them. Not NFS, CIFS,
+# FUSE, 9p and the like: another host (or a userspace server) changes files silently there.
+LOCAL_FILESYSTEMS = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "squashfs", "vfat", "erofs"}
+)
+
+
+def _mount_types() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount, longest mount point first."""
+    mounts = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if " - " not in line or len(fields) < 5:
+                    continue
+                after = line.split(" - ", 1)[1].split()
+                mounts.append((fields[4].replace("\\040", " "), after[0] if after else "?"))
+    except OSError:
+        return []
+    return sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+
+
+def inotify_sees_all(paths: set[str]) -> bool:
+    """Whether inotify on the files' directories would report every change to these files: no
+    symlink on the way (a release switched by moving a ``current`` link changes no watched
+    directory) and a local filesystem under each."""
+    mounts = _mount_types()
+    if not mounts:
+        return False
+    for path in paths:
+        real = os.path.realpath(path)
+        if real != os.path.abspath(path):
+            return False
+        fstype = next(
+            (t for point, t in mounts if real == point or real.startswith(point.rstrip("/") + "/")), "?"
+        )
+        if fstype not in LOCAL_FILESYSTEMS:
+            return False
+    return True
+
+
 class FileStamps:
     """The (mtime_ns, size) of some files now, to tell later which of them changed."""
 
-    def __init__(self, paths: set[str], use_inotify: bool = True) -> None:
+    def __init__(self, paths: set[str], use_inotify: bool = True, not_after_ns: int | None = None) -> None:
+        """``not_after_ns``: a file modified after this wall-clock time counts as changed
+        already (it was written while the files were being read, e.g. imported)."""
         self.stamps: dict[str, Stamp | None] = {}
         self._seen: list[str] = []
         directories = {os.path.dirname(p) for p in paths}
+        use_inotify = use_inotify and bool(paths) and inotify_sees_all(paths)
         # watch first, then stamp: a change in between is then an event, never missed
-        self._inotify = _Inotify.watching(directories) if use_inotify and paths else None
+        self._inotify = _Inotify.watching(directories) if use_inotify else None
         for path in paths:
             self.stamps[path] = stamp(path)
+        if not_after_ns is not None:
+            self._seen = sorted(p for p, st in self.stamps.items() if st is not None and st[0] > not_after_ns)
 
     def filenos(self) -> list[int]:
         """The fds this holds (for a forked child to close)."""
@@ -100,13 +147,15 @@ class FileStamps:
     def watching(self) -> bool:
         return self._inotify is not None
 
-    def changed(self) -> list[str]:
-        """The files whose mtime or size differs from when they were stamped (sorted)."""
-        if self._inotify is not None and not self._inotify.happened() and not self._seen:
+    def changed(self, full: bool = False) -> list[str]:
+        """The files whose mtime or size differs from when they were stamped (sorted).
+        ``full``: compare every file even if inotify saw nothing (a safety net off the hot path)."""
+        if self._inotify is not None and not self._inotify.happened() and not self._seen and not full:
             return []
         # read the events, then compare: a change after this point is a new event; once a
-        # change was seen, compare every time (its events are gone)
-        self._seen = sorted(path for path, before in self.stamps.items() if stamp(path) != before)
+        # change was seen, it stays (its events are gone)
+        now = {path for path, before in self.stamps.items() if stamp(path) != before}
+        self._seen = sorted(now | set(self._seen))
         return self._seen
 
     def close(self) -> None:

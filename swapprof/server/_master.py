@@ -36,6 +36,7 @@ from swapprof.server._upgrade import UpgradeRecord
 
 HISTORY = 200
 EXIT_GRACE_S = 5.0
+SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once
 RECOVERY_BACKOFF_S = 1.0
 
 
@@ -81,6 +82,8 @@ class Master:
         self.debug: Any = None
         self.zygote: Any = None
         self.spare: Any = None  # a generation forked and warmed ahead (zygote mode)
+        self.spares: set[Any] = set()  # every spare not yet reaped (waiting, or let go)
+        self.strays: Any = None  # zygote mode: reaps children nobody waits for
         self._refilling: asyncio.Task[None] | None = None
         self._zygote_serial = 0
         self._reload_serial = 0
@@ -148,6 +151,23 @@ class Master:
         self._systemd.send(READY=1, STATUS="generation 1 serving", MAINPID=os.getpid())
         self.ready.set()
         self._refill_spare()
+
+    def _spare_exited(self, spare: Any, unexpected: bool) -> None:
+        self.spares.discard(spare)
+        if self.spare is spare:
+            self.spare = None
+        if unexpected:
+            lived = (time.monotonic_ns() - spare.created_at) / 1e9
+            self._say(f"spare pid {spare.pid} died while waiting, after {lived:.1f} s")
+            if lived >= SPARE_MIN_LIFE_S and self._current is None:
+                self._refill_spare()  # else the next upgrade's end does: no fork loop
+
+    def _known_pids(self) -> set[int]:
+        pids = {g.pid for g in self.generations.values() if g.alive}
+        pids.update(s.pid for s in self.spares if s.alive)
+        if self.zygote is not None and self.zygote.process.alive:
+            pids.add(self.zygote.process.pid)
+        return pids
 
     def _refill_spare(self) -> None:
         """Fork the next spare in the background. Not one of ``_tasks``: cancelled mid-request
@@ -219,12 +239,15 @@ class Master:
         if self._refilling is not None:
             with contextlib.suppress(Exception):
                 await self._refilling  # it drops what it forked, seeing that we stop
-        if self.spare is not None:
-            spare, self.spare = self.spare, None
+        self.spare = None
+        for spare in list(self.spares):
             await spare.stop()
         if self.zygote is not None:
             await self.zygote.stop()
             self.zygote = None
+        if self.strays is not None:
+            self.strays.stop()
+            self.strays.sweep()  # what exited by now; a later orphan goes to our own parent
         if self._lifeline is not None:
             for fd in self._lifeline:
                 os.close(fd)
@@ -315,11 +338,12 @@ class Master:
         if record.trigger == "recovery":
             self._recovery_failures = 0 if record.outcome == _upgrade.SUCCESS else self._recovery_failures + 1
         self._systemd.send(READY=1, STATUS=f"generation {serving} serving")
-        self._refill_spare()
         if self._pending is not None and not self._stopping.is_set():
             pending, self._pending = self._pending, None
-            self._start(pending)
-        elif (self.serving is None or not self.serving.alive) and not self._stopping.is_set():
+            self._start(pending)  # its own end refills the spare: no fork racing its start-up
+            return
+        self._refill_spare()
+        if (self.serving is None or not self.serving.alive) and not self._stopping.is_set():
             self._schedule_recovery()
 
     def _forced_kill(self) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from swapprof.server._generation import Generation
 from swapprof.server._spawn import SpawnError
+from swapprof.server._strays import StrayReaper
 from swapprof.server._upgrade import UpgradeRecord
 from swapprof.server._zygote_client import Zygote, ZygoteError, start_generation_forked
 
@@ -42,7 +43,7 @@ async def spawn(
                 return spawn_at
             except ZygoteError as exc:
                 if spare is not None:
-                    await spare.stop()  # forked from a zygote that now refuses: not to be used
+                    spare.discard()  # forked from a zygote that now refuses: not to be used
                 if exc.kind == "stale" and attempt == 1:
                     record.phase("requested", record.requested_ns, spawn_at)
                     master._say(f"zygote {master.zygote.serial} is stale ({exc}); replacing it")
@@ -72,6 +73,9 @@ async def start_zygote_mode(master: Master) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     r, w = os.pipe2(os.O_CLOEXEC)  # the lifeline: EOF in a forked generation = the master is gone
     master._lifeline = (r, w)
+    assert master._loop is not None
+    master.strays = StrayReaper(master._loop, master._known_pids, master._say)
+    master.strays.start()
     await replace_zygote(master)
 
 
@@ -86,18 +90,20 @@ async def replace_zygote(master: Master) -> None:
                           master._lifeline[0])  # fmt: skip
     except (ZygoteError, SpawnError, OSError) as exc:
         master._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
-        await drop_spare(master)
+        drop_spare(master)
         old, master.zygote = master.zygote, None
         if old is not None:
             await old.stop()
         return
-    await drop_spare(master)  # forked from the zygote being replaced
+    drop_spare(master)  # forked from the zygote being replaced
     old, master.zygote = master.zygote, fresh
     master._say(
         f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(master.config.preload)}"
     )
     if old is not None:
         await old.stop()
+    if master._current is None:
+        master._refill_spare()  # (during an upgrade, its end refills)
 
 
 async def refill_spare(master: Master) -> None:
@@ -108,17 +114,22 @@ async def refill_spare(master: Master) -> None:
     if master.spare is not None and master.spare.waiting:
         return
     try:
-        spare = await zygote.spare()
-    except ZygoteError as exc:
-        master._say(f"zygote {zygote.serial} could not fork a spare ({exc.kind}): {exc}")
+        spare = await zygote.spare(master._spare_exited)
+    except (ZygoteError, OSError) as exc:
+        kind = exc.kind if isinstance(exc, ZygoteError) else "os"
+        master._say(f"zygote {zygote.serial} could not fork a spare ({kind}): {exc}")
+        if kind in ("dead", "protocol") and master.zygote is zygote and not master._stopping.is_set():
+            master._tasks_add(replace_zygote(master))
         return
+    master.spares.add(spare)
     if master.zygote is not zygote or master._stopping.is_set() or master.spare is not None:
-        await spare.stop()  # the world moved on while it was forked
+        spare.discard()  # the world moved on while it was forked
         return
     master.spare = spare
 
 
-async def drop_spare(master: Master) -> None:
+def drop_spare(master: Master) -> None:
+    """Let the waiting spare go (it exits on EOF and is reaped in the background)."""
     spare, master.spare = master.spare, None
     if spare is not None:
-        await spare.stop()
+        spare.discard()

@@ -58,12 +58,16 @@ class Notifier:
         return self.target is not None
 
     def send(self, **fields: object) -> bool:
-        if self.target is None or self._sock is None:
-            return False
         try:
-            self._sock.sendto(encode(fields), _address(self.target))
+            return self.deliver(**fields)
         except OSError:
             return False
+
+    def deliver(self, **fields: object) -> bool:
+        """Like ``send``, but a failed send raises its OSError (False: no target to send to)."""
+        if self.target is None or self._sock is None:
+            return False
+        self._sock.sendto(encode(fields), _address(self.target))
         return True
 
     def close(self) -> None:

@@ -57,6 +57,10 @@ async def _connect(
         if err not in (0, errno.EINPROGRESS):
             raise OSError(err, os.strerror(err))
         claimed = claim(sock.getsockname()) if claim is not None else False
+        if claim is not None and not claimed:
+            # not ours (or, with a full backlog, not even queued: waiting would mean the SYN
+            # retransmit, a second or more): the caller gives it up and tries again at once
+            return sock, False
         if err:
             await asyncio.wait_for(_writable(loop, sock), timeout)
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

@@ -17,7 +17,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 
@@ -33,7 +33,10 @@ class Spare:
         ctl: socket.socket,
         output: int,
         log: IO[bytes] | None,
+        on_exit: Callable[[Spare, bool], None] | None = None,
     ) -> None:
+        """``on_exit(spare, unexpected)``: called once reaped; ``unexpected``: it died waiting."""
+        self.on_exit = on_exit
         self.loop = loop
         self.pid = pid
         self.pidfd = os.pidfd_open(pid)
@@ -107,6 +110,7 @@ class Spare:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(self.pid, os.WNOHANG)[0] == 0:
                 return
+        unexpected = self.ctl is not None
         self.alive = False
         self.discard()
         self.loop.remove_reader(self.pidfd)
@@ -114,3 +118,5 @@ class Spare:
         os.close(self.pidfd)
         os.close(self.output)
         self._exited.set()
+        if self.on_exit is not None:
+            self.on_exit(self, unexpected)

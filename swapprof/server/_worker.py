@@ -29,6 +29,7 @@ EXIT_IMPORT = 3
 EXIT_PROBE = 4
 EXIT_LIFESPAN = 5
 EXIT_NO_SOCKETS = 6
+EXIT_ABANDONED = 7
 
 
 def _now() -> int:
@@ -41,7 +42,17 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
     os.environ.pop("NOTIFY_SOCKET", None)  # the app must not talk to the master by accident
     generation = int(os.environ.get("SWAPPROF_GENERATION", "1"))
     started = _now()
-    notifier.send(SWAPPROF_STAGE="started", SWAPPROF_T=started, MAINPID=os.getpid())
+    try:
+        notifier.deliver(SWAPPROF_STAGE="started", SWAPPROF_T=started, MAINPID=os.getpid())
+    except (ConnectionRefusedError, FileNotFoundError):
+        # Nobody listens for this generation: its master gave it up (say, a zygote's answer
+        # that came too late). Serving unmanaged on the shared listeners would be worse.
+        print(
+            f"swapprof: generation {generation}: no master listens on NOTIFY_SOCKET; exiting", file=sys.stderr
+        )
+        return EXIT_ABANDONED
+    except OSError:
+        pass  # best effort, as sd_notify
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master orchestrates; Ctrl-C reaches it
 
     from swapprof.server._fds import inherit

@@ -74,12 +74,12 @@ def module_files(names: set[str]) -> set[str]:
     return files
 
 
-def _refusal(stamps: FileStamps) -> dict[str, Any] | None:
+def _refusal(stamps: FileStamps, full: bool = False) -> dict[str, Any] | None:
     """Why forking now would be wrong (threads, stale preloaded files), or None."""
     problem = thread_problem()
     if problem is not None:
         return {"error": problem, "kind": "threads"}
-    changed = stamps.changed()
+    changed = stamps.changed(full=full)
     if changed:
         return {"error": f"{len(changed)} preloaded file(s) changed, e.g. {changed[0]}", "kind": "stale"}
     return None
@@ -92,7 +92,12 @@ def _send(sock: socket.socket, payload: dict[str, Any]) -> None:
 def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
     """Run ``child`` in a grandchild re-parented to the master; return the grandchild's pid."""
     r, w = os.pipe()
-    middle = os.fork()
+    try:
+        middle = os.fork()
+    except OSError:
+        for fd in (r, w, *close_in_child):
+            os.close(fd)
+        raise
     if middle == 0:
         try:
             os.close(r)
@@ -243,12 +248,12 @@ def _warm_up() -> None:
         uvicorn.Config(app, lifespan="auto", log_level="warning", access_log=False).load()
 
 
-def serve(sock: socket.socket, loaded: set[str]) -> int:
+def serve(sock: socket.socket, loaded: set[str], started_ns: int | None = None) -> int:
     import gc
 
     _warm_up()
 
-    stamps = FileStamps(module_files(loaded))
+    stamps = FileStamps(module_files(loaded), not_after_ns=started_ns)
     # Move everything preloaded out of the collector's reach: a forked generation's first
     # collections then do not walk (and copy-on-write fault in) the whole inherited heap.
     gc.collect()
@@ -265,14 +270,19 @@ def serve(sock: socket.socket, loaded: set[str]) -> int:
             return 0  # the master closed its end
         request = json.loads(data)
         command = request.get("cmd")
+
+        def answer(payload: dict[str, Any], request_id: object = request.get("id")) -> None:
+            _send(sock, {**payload, "id": request_id})  # the master matches answers to requests
+
         if command == "ping":
-            _send(sock, {"pong": True})
+            answer({"pong": True})
             continue
-        refusal = _refusal(stamps)
+        # forking a spare is off the upgrade's path: compare every file, whatever inotify says
+        refusal = _refusal(stamps, full=command == "spare")
         if command == "check" or refusal is not None:
             for fd in fds:
                 os.close(fd)
-            _send(sock, refusal or {"ok": True})
+            answer(refusal or {"ok": True})
             continue
         ours = [sock.fileno(), *stamps.filenos()]  # closed in every child
         try:
@@ -284,16 +294,17 @@ def serve(sock: socket.socket, loaded: set[str]) -> int:
             else:
                 for fd in fds:
                     os.close(fd)
-                _send(
-                    sock, {"error": f"malformed request {command!r} with {len(fds)} fds", "kind": "protocol"}
-                )
+                answer({"error": f"malformed request {command!r} with {len(fds)} fds", "kind": "protocol"})
                 continue
-            _send(sock, {"pid": pid})
+            answer({"pid": pid})
         except OSError as exc:
-            _send(sock, {"error": f"fork failed: {exc}", "kind": "fork"})
+            answer({"error": f"fork failed: {exc}", "kind": "fork"})
 
 
 def main() -> int:
+    import time
+
+    started_ns = time.time_ns()  # a preloaded file written after this changed while we imported
     sock = socket.socket(fileno=int(os.environ.pop("SWAPPROF_ZYGOTE_FD")))
     prefixes = [p for p in os.environ.get("SWAPPROF_PRELOAD", "").split(",") if p]
     import importlib
@@ -312,7 +323,7 @@ def main() -> int:
     if failed:
         _send(sock, {"ready": False, "error": "preload failed: " + "; ".join(failed), "kind": "preload"})
         return 1
-    return serve(sock, set(sys.modules) - already)
+    return serve(sock, set(sys.modules) - already, started_ns)
 
 
 if __name__ == "__main__":

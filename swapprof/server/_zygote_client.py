@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from swapprof._errors import SwapprofError
@@ -56,7 +57,8 @@ class Zygote:
         self.ready = False
         self.error: str | None = None
         self.inotify = False
-        self._lock = asyncio.Lock()  # one request at a time: answers come back in order
+        self._lock = asyncio.Lock()  # one request at a time
+        self._serial = 0
 
     async def start(
         self,
@@ -108,17 +110,32 @@ class Zygote:
 
     async def _call(self, payload: dict[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
         """Send one request (passing ``fds``) and return the answer; raise ZygoteError when it
-        is a refusal (``kind``: threads, stale, fork) or the zygote does not answer (dead)."""
+        is a refusal (``kind``: threads, stale, fork) or the zygote does not answer (dead).
+
+        Every request carries an id the answer echoes. An answer to an earlier request (that
+        timed out, or whose caller was cancelled) is not taken for this one; if it names a
+        process forked for nobody, that process is killed (the master reaps strays)."""
         async with self._lock:
             if self.sock is None or not self.ready or not self.process.alive:
                 raise ZygoteError("the zygote is not running", "dead")
+            self._serial += 1
+            request_id = self._serial
             try:
-                socket.send_fds(self.sock, [json.dumps(payload).encode()], list(fds))
+                socket.send_fds(self.sock, [json.dumps({**payload, "id": request_id}).encode()], list(fds))
             except OSError as exc:
                 raise ZygoteError(f"cannot reach the zygote: {exc}", "dead") from None
-            answer = await self._receive(FORK_TIMEOUT_S)
+            deadline = self.loop.time() + FORK_TIMEOUT_S
+            while True:
+                answer = await self._receive(max(0.0, deadline - self.loop.time()))
+                if answer.get("id") == request_id:
+                    break
+                if isinstance(answer.get("pid"), int):
+                    with contextlib.suppress(OSError):
+                        os.kill(answer["pid"], signal.SIGKILL)
         if "error" in answer:
             raise ZygoteError(str(answer.get("error")), str(answer.get("kind") or "fork"))
+        if payload.get("cmd") in ("fork", "spare") and not isinstance(answer.get("pid"), int):
+            raise ZygoteError(f"malformed answer {answer!r}", "protocol")
         return answer
 
     async def fork(self, env: Mapping[str, str], out_w: int) -> int:
@@ -129,7 +146,7 @@ class Zygote:
         """Raise ZygoteError if a fork now would be refused (threads, stale files, dead)."""
         await self._call({"cmd": "check"})
 
-    async def spare(self) -> Spare:
+    async def spare(self, on_exit: Callable[[Spare, bool], None] | None = None) -> Spare:
         """Fork a spare: a generation that warms up, then waits for its environment."""
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -142,7 +159,12 @@ class Zygote:
         finally:
             os.close(out_w)
             theirs.close()
-        return Spare(self.loop, pid, ours, out_r, self.process.log)
+        try:
+            return Spare(self.loop, pid, ours, out_r, self.process.log, on_exit)
+        except OSError:
+            os.close(out_r)
+            ours.close()  # the spare exits on this EOF; the master reaps it as a stray
+            raise
 
     def close(self) -> None:
         """Stop the zygote: closing our end makes it exit; SIGKILL if it lingers."""

@@ -18,6 +18,7 @@ from swapprof.dashboards._promql import (
 )
 
 TTR_BUCKET = "swapprof_upgrade_time_to_ready_seconds_bucket"
+TTR_COUNT = "swapprof_upgrade_time_to_ready_seconds_count"
 PHASE = "swapprof_upgrade_phase_duration_seconds"
 GC_BUCKET = "cpython_gc_duration_seconds_bucket"
 GROWTH = "swapprof_reload_memory_growth_bytes"
@@ -118,6 +119,17 @@ def alerting_rules() -> list[Json]:
             "swapprof SIGKILLed an old generation on {{ $labels.instance }}",
             "An old generation did not exit within --drain-timeout after the switch; requests "
             "it still served were cut off.",
+        ),
+        _alert(
+            "SwapprofZygoteFallback",
+            _sum_events("job, instance", f'{TTR_COUNT}{{spawn_mode="exec"}}', "15m")
+            + "and on (job, instance)\n"
+            + f'max by (job, instance) (max_over_time({TTR_COUNT}{{spawn_mode="fork"}}[1d])) > 0\n',
+            "",
+            "swapprof on {{ $labels.instance }} started a generation by exec, not from its zygote",
+            "Upgrades here forked from the zygote (--preload) within the last day, and now one "
+            "exec'd a fresh interpreter: the zygote refused or died (the master's log says why), "
+            "and upgrades are an interpreter start slower until it is back.",
         ),
         _alert(
             "SwapprofGCPauseHigh",

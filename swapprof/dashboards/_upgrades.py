@@ -20,6 +20,7 @@ ROLLBACKS = scoped("swapprof_upgrades_total", 'outcome="rolled_back"')
 GENERATION = scoped("swapprof_generation")
 ALIVE = scoped("swapprof_generations_alive")
 FORCED_KILLS = scoped("swapprof_forced_kills_total")
+TTR_COUNT = scoped("swapprof_upgrade_time_to_ready_seconds_count")
 
 
 def _overview() -> list[Json]:
@@ -66,6 +67,14 @@ def _upgrades() -> list[Json]:
             "Rollbacks by reason",
             "Why new generations were rolled back: import_error, probe_failed, ready_timeout, ...",
             [query(f"sum by (reason) ({events(ROLLBACKS, RATE)})", "{{reason}}")],
+            bars=True,
+            stack=True,
+        ),
+        timeseries(
+            "Upgrades by spawn mode",
+            "How each new generation started: fork (from the zygote, --preload) or exec (a fresh "
+            "interpreter). exec on a server with --preload means the zygote was unavailable.",
+            [query(f"sum by (spawn_mode) ({events(TTR_COUNT, RATE)})", "{{spawn_mode}}")],
             bars=True,
             stack=True,
         ),

@@ -202,7 +202,8 @@ class UpgradeObserver:
         self.upgrades.add(1, {"outcome": record.outcome or "unknown", "reason": record.reason or "unknown"})
         ready = record.marks.get("new_ready")
         if ready is not None:
-            self.time_to_ready.record((ready - record.requested_ns) / 1e9)
+            mode = {"spawn_mode": str(record.info.get("spawn_mode", "exec"))}
+            self.time_to_ready.record((ready - record.requested_ns) / 1e9, mode)
 
     async def close(self) -> None:
         if self._finishing:

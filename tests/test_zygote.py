@@ -189,3 +189,19 @@ def test_without_spare_upgrades_fork_on_demand() -> None:
     assert record["outcome"] == "success" and record["spawn_mode"] == "fork" and "spare" not in record
     assert status["zygote"]["spare_pid"] is None
     assert "no spare waiting" in format_status(status)
+
+
+def test_a_dead_zygote_is_replaced_once_and_upgrades_go_on() -> None:
+    with ServerProcess(args=["--preload", "uvicorn"]) as server:
+        _spare_pid(server)
+        zygote = server.status()["zygote"]
+        os.kill(zygote["pid"], signal.SIGKILL)
+        record = server.upgrade()  # the spare cannot be vouched for by a dead zygote: exec
+        assert record["outcome"] == "success" and record["spawn_mode"] == "exec"
+        wait_for(lambda: (server.status()["zygote"] or {}).get("serial") == 2, what="zygote 2")
+        second = server.upgrade()
+        _spare_pid(server)
+        log = server.log()
+    assert second["outcome"] == "success" and second["spawn_mode"] == "fork"
+    # the upgrade and the spare refill both found zygote 1 dead; only one replacement ran
+    assert "zygote 2 (pid" in log and "zygote 3" not in log, log

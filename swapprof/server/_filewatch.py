@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import time
 
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
@@ -80,46 +81,38 @@ class _Inotify:
             os.close(self.fd)
 
 
-# Filesystems whose changes all pass through this kernel, so inotify sees them. Not NFS, CIFS,
+# statfs(2) f_type of filesystems whose changes all pass through this kernel, so inotify sees
+# them: ext2/3/4, xfs, btrfs, tmpfs, overlay, zfs, f2fs, squashfs, vfat, erofs. Not NFS, CIFS,
 # FUSE, 9p and the like: another host (or a userspace server) changes files silently there.
 LOCAL_FILESYSTEMS = frozenset(
-    {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "squashfs", "vfat", "erofs"}
-)
+    {0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x794C7630, 0x2FC12FC1, 0xF2F52010, 0x73717368, 0x4D44,
+     0xE0F5E1E2}
+)  # fmt: skip
 
 
-def _mount_types() -> list[tuple[str, str]]:
-    """(mount point, filesystem type) of every mount, longest mount point first."""
-    mounts = []
+def filesystem_type(path: str) -> int | None:
+    """statfs(2)'s f_type for ``path`` (the first field of struct statfs on Linux), or None."""
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                fields = line.split()
-                if " - " not in line or len(fields) < 5:
-                    continue
-                after = line.split(" - ", 1)[1].split()
-                mounts.append((fields[4].replace("\\040", " "), after[0] if after else "?"))
-    except OSError:
-        return []
-    return sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+        if libc.statfs(os.fsencode(path), buf) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def inotify_sees_all(paths: set[str]) -> bool:
     """Whether inotify on the files' directories would report every change to these files: no
     symlink on the way (a release switched by moving a ``current`` link changes no watched
-    directory) and a local filesystem under each."""
-    mounts = _mount_types()
-    if not mounts:
-        return False
-    for path in paths:
-        real = os.path.realpath(path)
-        if real != os.path.abspath(path):
+    directory) and a local filesystem under each directory."""
+    directories = {os.path.dirname(os.path.abspath(p)) for p in paths}
+    for directory in directories:
+        if os.path.realpath(directory) != directory:
             return False
-        fstype = next(
-            (t for point, t in mounts if real == point or real.startswith(point.rstrip("/") + "/")), "?"
-        )
-        if fstype not in LOCAL_FILESYSTEMS:
+        if filesystem_type(directory) not in LOCAL_FILESYSTEMS:
             return False
-    return True
+    return not any(os.path.islink(p) for p in paths)
 
 
 class FileStamps:
@@ -136,8 +129,11 @@ class FileStamps:
         self._inotify = _Inotify.watching(directories) if use_inotify else None
         for path in paths:
             self.stamps[path] = stamp(path)
-        if not_after_ns is not None:
-            self._seen = sorted(p for p, st in self.stamps.items() if st is not None and st[0] > not_after_ns)
+        if not_after_ns is not None:  # (a future mtime is a skewed clock, not a change)
+            now = time.time_ns()
+            self._seen = sorted(
+                p for p, st in self.stamps.items() if st is not None and not_after_ns < st[0] <= now
+            )
 
     def filenos(self) -> list[int]:
         """The fds this holds (for a forked child to close)."""

@@ -72,6 +72,9 @@ class Generation:
     # -- starting ------------------------------------------------------------------------------
     def prepare(self, env: Mapping[str, str]) -> dict[str, str]:
         """Open this generation's notify socket; return ``env`` completed for the child."""
+        # a fresh name per attempt: a child forked for an abandoned attempt (a zygote that
+        # answered too late) must find nobody listening, and exit, not report to a retry
+        self.notify_name = f"@swapprof/{os.getpid()}/{self.number}/{secrets.token_hex(4)}"
         self._notify = _notify.receiver(self.notify_name)
         child_env = dict(env)
         child_env[_notify.ENV] = self.notify_name

@@ -84,6 +84,8 @@ class Master:
         self.spare: Any = None  # a generation forked and warmed ahead (zygote mode)
         self.spares: set[Any] = set()  # every spare not yet reaped (waiting, or let go)
         self.strays: Any = None  # zygote mode: reaps children nobody waits for
+        self.zygotes: set[Any] = set()  # every zygote started and not yet stopped
+        self._replacing: asyncio.Task[None] | None = None
         self._refilling: asyncio.Task[None] | None = None
         self._zygote_serial = 0
         self._reload_serial = 0
@@ -165,8 +167,7 @@ class Master:
     def _known_pids(self) -> set[int]:
         pids = {g.pid for g in self.generations.values() if g.alive}
         pids.update(s.pid for s in self.spares if s.alive)
-        if self.zygote is not None and self.zygote.process.alive:
-            pids.add(self.zygote.process.pid)
+        pids.update(z.process.pid for z in self.zygotes if z.process.alive)
         return pids
 
     def _refill_spare(self) -> None:
@@ -247,6 +248,7 @@ class Master:
             self.zygote = None
         if self.strays is not None:
             self.strays.stop()
+            self.strays.grace = 0.0  # everything we own is reaped by now
             self.strays.sweep()  # what exited by now; a later orphan goes to our own parent
         if self._lifeline is not None:
             for fd in self._lifeline:

@@ -3,6 +3,7 @@ otherwise a fresh interpreter (exec); and how it starts and replaces the zygote.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import time
@@ -38,6 +39,7 @@ async def spawn(
             try:
                 if await start_generation_forked(new, master.zygote, fork_env, spare):
                     record.info["spare"] = True
+                    master.spares.discard(spare)  # a generation now
                 record.info["spawn_mode"] = "fork"
                 record.phase("requested", record.requested_ns, spawn_at)
                 return spawn_at
@@ -57,11 +59,14 @@ async def spawn(
                 record.info["zygote_error"] = str(exc)
                 master._say(f"zygote refused to fork ({exc.kind}): {exc}; falling back to exec")
                 if exc.kind == "dead":
-                    master._tasks_add(replace_zygote(master))
+                    schedule_replacement(master, master.zygote)
                 break
             finally:
-                if spare is not None and spare.waiting and master.spare is None:
-                    master.spare = spare  # not used (an error before it was asked): keep it
+                if spare is not None and spare.waiting:
+                    if master.spare is None:
+                        master.spare = spare  # not used (an error before it was asked): keep it
+                    else:
+                        spare.discard()
     if "requested" not in {name for name, _, _ in record.spans}:
         record.phase("requested", record.requested_ns, spawn_at)
     new.start(master._argv(), env, master.listeners, master.names)
@@ -84,6 +89,7 @@ async def replace_zygote(master: Master) -> None:
     assert master._lifeline is not None and master._loop is not None
     master._zygote_serial += 1
     fresh = Zygote(master._loop, master.log, master._zygote_serial)
+    master.zygotes.add(fresh)  # known to the stray reaper while it starts, serves and stops
     env = master._child_env()
     try:
         await fresh.start(master.config.python, env, master.listeners, master.names, master.config.preload,
@@ -91,9 +97,11 @@ async def replace_zygote(master: Master) -> None:
     except (ZygoteError, SpawnError, OSError) as exc:
         master._say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
         drop_spare(master)
+        master.zygotes.discard(fresh)
         old, master.zygote = master.zygote, None
         if old is not None:
             await old.stop()
+            master.zygotes.discard(old)
         return
     drop_spare(master)  # forked from the zygote being replaced
     old, master.zygote = master.zygote, fresh
@@ -102,6 +110,7 @@ async def replace_zygote(master: Master) -> None:
     )
     if old is not None:
         await old.stop()
+        master.zygotes.discard(old)
     if master._current is None:
         master._refill_spare()  # (during an upgrade, its end refills)
 
@@ -118,8 +127,8 @@ async def refill_spare(master: Master) -> None:
     except (ZygoteError, OSError) as exc:
         kind = exc.kind if isinstance(exc, ZygoteError) else "os"
         master._say(f"zygote {zygote.serial} could not fork a spare ({kind}): {exc}")
-        if kind in ("dead", "protocol") and master.zygote is zygote and not master._stopping.is_set():
-            master._tasks_add(replace_zygote(master))
+        if kind in ("dead", "protocol"):
+            schedule_replacement(master, zygote)
         return
     master.spares.add(spare)
     if master.zygote is not zygote or master._stopping.is_set() or master.spare is not None:
@@ -133,3 +142,15 @@ def drop_spare(master: Master) -> None:
     spare, master.spare = master.spare, None
     if spare is not None:
         spare.discard()
+
+
+def schedule_replacement(master: Master, failed: Zygote | None) -> None:
+    """Replace ``failed`` in the background, once: not if it was replaced already, or is
+    being replaced (the spawn and the spare refill may both find the same zygote dead)."""
+    if failed is None or master.zygote is not failed or master._stopping.is_set():
+        return
+    if master._replacing is not None and not master._replacing.done():
+        return
+    master._replacing = asyncio.create_task(replace_zygote(master))
+    master._tasks.add(master._replacing)
+    master._replacing.add_done_callback(master._tasks.discard)

@@ -88,8 +88,9 @@ class Zygote:
         self.sock = ours
         try:
             hello = await self._receive(START_TIMEOUT_S)
-        except ZygoteError:
+        except BaseException:  # also cancelled (the master stops while it preloads)
             self.close()
+            self.process.kill()
             raise
         if not hello.get("ready"):
             self.close()
@@ -212,5 +213,12 @@ async def start_generation_forked(
         os.close(out_w)
     with contextlib.suppress(OSError):
         os.set_blocking(out_r, False)
-    gen.adopt(pid, out_r)
+    try:
+        gen.adopt(pid, out_r)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)  # our child, not reaped yet: the pid is still its own
+        os.close(out_r)
+        gen.abandon()
+        raise
     return False

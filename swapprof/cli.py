@@ -286,9 +286,14 @@ def format_upgrade(record: dict[str, Any]) -> str:
     head = f"upgrade {record.get('id')}: {record.get('outcome')}"
     if record.get("outcome") != "success":
         head += f" ({record.get('reason')}: {record.get('detail')})"
+    how = record.get("spawn_mode", "exec")
+    if how == "fork":
+        how = "fork of the zygote" + (", from the waiting spare" if record.get("spare") else "")
+    if record.get("zygote_error"):
+        how += f" (zygote: {record['zygote_error']})"
     lines = [
         head,
-        f"  generation {record.get('old_generation')} -> {record.get('new_generation')}",
+        f"  generation {record.get('old_generation')} -> {record.get('new_generation')}, started by {how}",
         f"  {phases}",
     ]
     if record.get("time_to_ready_ms") is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._process import wait_pid_gone
-from swapprof.cli import format_status
+from swapprof.cli import format_status, format_upgrade
 from swapprof.gate import LoadGenerator, error_counts
 from swapprof.server import ServerProcess
 from swapprof.telemetry import read_spans
@@ -160,6 +160,7 @@ def test_an_upgrade_starts_from_the_waiting_spare_and_a_new_spare_follows() -> N
             record = server.upgrade()
             assert record["outcome"] == "success" and record["spare"] is True
             assert record["new_pid"] == spare  # the spare became the generation
+            assert "started by fork of the zygote, from the waiting spare" in format_upgrade(record)
             assert server.status()["generations"][0]["pid"] == spare
             assert _spare_pid(server) != spare
         log = server.log()
@@ -198,6 +199,7 @@ def test_a_dead_zygote_is_replaced_once_and_upgrades_go_on() -> None:
         os.kill(zygote["pid"], signal.SIGKILL)
         record = server.upgrade()  # the spare cannot be vouched for by a dead zygote: exec
         assert record["outcome"] == "success" and record["spawn_mode"] == "exec"
+        assert "started by exec (zygote: " in format_upgrade(record)
         wait_for(lambda: (server.status()["zygote"] or {}).get("serial") == 2, what="zygote 2")
         second = server.upgrade()
         _spare_pid(server)

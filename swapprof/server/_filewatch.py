@@ -15,6 +15,8 @@ import ctypes
 import os
 import time
 
+from swapprof.server._libc import libc
+
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 # what can change a file inside a watched directory, or the directory itself
@@ -50,9 +52,8 @@ class _Inotify:
     def watching(cls, directories: set[str]) -> _Inotify | None:
         """An inotify instance watching ``directories``; None when that is not possible."""
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
             fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        except (OSError, AttributeError):
+        except AttributeError:
             return None
         if fd < 0:
             return None
@@ -92,12 +93,11 @@ LOCAL_FILESYSTEMS = frozenset(
 
 def filesystem_type(path: str) -> int | None:
     """statfs(2)'s f_type for ``path`` (the first field of struct statfs on Linux), or None."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
         if libc.statfs(os.fsencode(path), buf) != 0:
             return None
-    except (OSError, AttributeError):
+    except AttributeError:
         return None
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
 

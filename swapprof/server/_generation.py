@@ -34,6 +34,48 @@ STARTING, READY, SERVING, SWITCHING, DRAINING, EXITING, EXITED = (
 )
 
 
+class OutputTee:
+    """A child's output pipe copied to the log line by line, as ``[label] text``, keeping the
+    last ``keep`` lines (the tail a failed upgrade reports)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, log: IO[bytes] | None, label: str, keep: int = TAIL_LINES
+    ) -> None:
+        self.loop = loop
+        self.log = log
+        self.label = label
+        self.tail: collections.deque[str] = collections.deque(maxlen=keep)
+        self._partial = b""
+
+    def read(self, fd: int) -> None:
+        """Read what ``fd`` has now; at EOF, stop watching it and flush a last partial line."""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.loop.remove_reader(fd)
+                if self._partial:
+                    self._line(self._partial)
+                    self._partial = b""
+                return
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()
+            for line in lines:
+                self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").rstrip("\r")
+        self.tail.append(text)
+        if self.log is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.log.write(f"[{self.label}] {text}\n".encode())
+                self.log.flush()
+
+
 class Generation:
     """A spawned generation. All methods run on the master's event loop thread."""
 
@@ -58,7 +100,8 @@ class Generation:
         self.connections = 0
         self.spans_sent: set[str] = set()
         self.reloads: dict[int, dict[str, Any]] = {}
-        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._output = OutputTee(loop, log, self.label)
+        self.tail = self._output.tail
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self.exited_at = 0
@@ -66,7 +109,6 @@ class Generation:
         self._changed = asyncio.Event()
         self._proc: Spawned | None = None
         self._notify: socket.socket | None = None
-        self._partial = b""
         self.notify_name = f"@swapprof/{os.getpid()}/{number}/{secrets.token_hex(4)}"
 
     # -- starting ------------------------------------------------------------------------------
@@ -166,34 +208,7 @@ class Generation:
 
     def _on_output(self) -> None:
         assert self._proc is not None
-        self._read_output(self._proc.output)
-
-    def _read_output(self, fd: int) -> None:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self.loop.remove_reader(fd)
-                if self._partial:
-                    self._line(self._partial)
-                    self._partial = b""
-                return
-            lines = (self._partial + chunk).split(b"\n")
-            self._partial = lines.pop()
-            for line in lines:
-                self._line(line)
-
-    def _line(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r")
-        self.tail.append(text)
-        if self.log is not None:
-            with contextlib.suppress(OSError, ValueError):
-                self.log.write(f"[{self.label}] {text}\n".encode())
-                self.log.flush()
+        self._output.read(self._proc.output)
 
     def _on_exit(self) -> None:
         assert self._proc is not None
@@ -213,7 +228,7 @@ class Generation:
             self.loop.remove_reader(self._notify.fileno())
             self._notify.close()
             self._notify = None
-        self._read_output(self._proc.output)
+        self._output.read(self._proc.output)
         self.loop.remove_reader(self._proc.output)
         os.close(self._proc.output)
         self.loop.remove_reader(self._proc.pidfd)

@@ -313,9 +313,7 @@ class Master:
         self._systemd.send(
             RELOADING=1, MONOTONIC_USEC=monotonic_usec(), STATUS=f"upgrade {record.id} running"
         )
-        task = asyncio.create_task(self._run_upgrade(record))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks_add(self._run_upgrade(record))
 
     async def _run_upgrade(self, record: UpgradeRecord) -> None:
         try:
@@ -415,10 +413,12 @@ class Master:
 
         return await spawn(self, record, new, env, spawn_at)
 
-    def _tasks_add(self, coro: Any) -> None:
+    def _tasks_add(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of the tasks the shutdown cancels."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _rollback(self, record: UpgradeRecord, new: Generation, timed_out: bool) -> None:
         failed_at = time.monotonic_ns()

@@ -3,13 +3,12 @@ otherwise a fresh interpreter (exec); and how it starts and replaces the zygote.
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
 import os
 import time
 from typing import TYPE_CHECKING
 
 from swapprof.server._generation import Generation
+from swapprof.server._libc import libc
 from swapprof.server._spawn import SpawnError
 from swapprof.server._strays import StrayReaper
 from swapprof.server._upgrade import UpgradeRecord
@@ -75,7 +74,7 @@ async def spawn(
 
 async def start_zygote_mode(master: Master) -> None:
     # forks of the zygote re-parent to the master, which then waits for them like any child
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     r, w = os.pipe2(os.O_CLOEXEC)  # the lifeline: EOF in a forked generation = the master is gone
     master._lifeline = (r, w)
     assert master._loop is not None
@@ -151,6 +150,4 @@ def schedule_replacement(master: Master, failed: Zygote | None) -> None:
         return
     if master._replacing is not None and not master._replacing.done():
         return
-    master._replacing = asyncio.create_task(replace_zygote(master))
-    master._tasks.add(master._replacing)
-    master._replacing.add_done_callback(master._tasks.discard)
+    master._replacing = master._tasks_add(replace_zygote(master))

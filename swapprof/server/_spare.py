@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO
 
+from swapprof.server._generation import OutputTee
+
 
 class SpareGone(Exception):
     """The spare died (or was discarded) before it could be activated."""
@@ -42,7 +44,7 @@ class Spare:
         self.pidfd = os.pidfd_open(pid)
         self.ctl: socket.socket | None = ctl
         self.output = output
-        self.log = log
+        self._output = OutputTee(loop, log, "spare", keep=0)
         self.alive = True
         self.created_at = time.monotonic_ns()
         self._exited = asyncio.Event()
@@ -91,20 +93,7 @@ class Spare:
             await asyncio.wait_for(self._exited.wait(), timeout)
 
     def _on_output(self) -> None:
-        try:
-            data = os.read(self.output, 65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.loop.remove_reader(self.output)
-            return
-        if self.log is not None:
-            with contextlib.suppress(OSError, ValueError):
-                for line in data.decode("utf-8", "replace").splitlines():
-                    self.log.write(f"[spare] {line}\n".encode())
-                self.log.flush()
+        self._output.read(self.output)
 
     def _on_exit(self) -> None:
         with contextlib.suppress(ChildProcessError):

@@ -8,7 +8,6 @@ back through a close-on-exec pipe, so the parent knows at once whether the spawn
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import signal
@@ -19,9 +18,9 @@ from dataclasses import dataclass
 
 from swapprof._errors import SwapprofError
 from swapprof.server._fds import SD_LISTEN_FDS_START
+from swapprof.server._libc import libc
 
 _PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class SpawnError(SwapprofError):
@@ -98,7 +97,7 @@ def _child(
     death_signal: int,
 ) -> None:
     try:
-        _libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
         if os.getppid() != parent:  # the master died before prctl took effect
             os._exit(1)
         os.dup2(devnull, 0)

@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from swapprof.pprof._heap import start_configured
-from swapprof.pprof._http import MAX_BODY, Request, Response, Router, error, locate
+from swapprof.pprof._http import MAX_BODY, MountedRouter, Request, Response, error, locate
 from swapprof.pprof._settings import JsonRoute, Settings
 
 Scope = MutableMapping[str, Any]
@@ -27,19 +26,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class PprofASGI:
+class PprofASGI(MountedRouter):
     """The ASGI callable ``asgi_app()`` returns. ``close()`` stops tracemalloc if it started it."""
 
     def __init__(self, app: ASGIApp | None, settings: Settings) -> None:
-        self.app, self.router = app, Router(settings)
-        self._stop_tracing = start_configured(settings.tracemalloc)
-
-    def add_route(self, name: str, route: JsonRoute) -> None:
-        """Serve ``route()`` as JSON at /debug/swapprof/<name> (sync, or async under ASGI)."""
-        self.router.add_route(name, route)
-
-    def close(self) -> None:
-        self._stop_tracing()
+        super().__init__(settings)
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+from swapprof.pprof._heap import start_configured
 from swapprof.pprof._settings import JsonRoute, Settings, check_route
 
 log = logging.getLogger("swapprof.pprof")
@@ -168,3 +169,19 @@ class Router:
 
 async def _awaited(value: Any) -> Any:
     return await value
+
+
+class MountedRouter:
+    """What the ASGI and WSGI adapters share: a router over ``settings``, tracemalloc started
+    as configured (``close()`` stops it if this started it), JSON routes added later."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.router = Router(settings)
+        self._stop_tracing = start_configured(settings.tracemalloc)
+
+    def add_route(self, name: str, route: JsonRoute) -> None:
+        """Serve ``route()`` as JSON at /debug/swapprof/<name> (sync, or async under ASGI)."""
+        self.router.add_route(name, route)
+
+    def close(self) -> None:
+        self._stop_tracing()

@@ -12,25 +12,17 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from swapprof.pprof._heap import start_configured
-from swapprof.pprof._http import MAX_BODY, Request, Router, error, locate, sleep_wait
+from swapprof.pprof._http import MAX_BODY, MountedRouter, Request, error, locate, sleep_wait
 from swapprof.pprof._server import socket_wait
 from swapprof.pprof._settings import JsonRoute, Settings
 
 
-class PprofWSGI:
+class PprofWSGI(MountedRouter):
     """The WSGI callable ``wsgi_app()`` returns. ``close()`` stops tracemalloc if it started it."""
 
     def __init__(self, app: WSGIApplication | None, settings: Settings) -> None:
-        self.app, self.router = app, Router(settings)
-        self._stop_tracing = start_configured(settings.tracemalloc)
-
-    def add_route(self, name: str, route: JsonRoute) -> None:
-        """Serve ``route()`` as JSON at /debug/swapprof/<name> from now on."""
-        self.router.add_route(name, route)
-
-    def close(self) -> None:
-        self._stop_tracing()
+        super().__init__(settings)
+        self.app = app
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         raw_path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")

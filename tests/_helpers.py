@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,3 +32,16 @@ def fd_targets(pid: int) -> dict[int, str]:
         except FileNotFoundError:
             continue
     return targets
+
+
+#: an opener that ignores *_proxy variables: the tests talk to 127.0.0.1 only
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """GET ``url``: (status, headers, body), for error statuses too."""
+    try:
+        with OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=60) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()

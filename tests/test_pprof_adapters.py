@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -17,23 +14,8 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 import pytest
 
 from swapprof.pprof import _cpu, asgi_app, read_profile, wsgi_app
-
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=60) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        threading.Event().wait(0.01)
+from tests._helpers import http_get as get
+from tests._helpers import wait_for
 
 
 async def hello_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -172,7 +154,7 @@ def uvicorn_server() -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-uvicorn")
     thread.start()
     try:
-        eventually(lambda: server.started)
+        wait_for(lambda: server.started, 15)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
@@ -185,12 +167,12 @@ def test_asgi_under_uvicorn(uvicorn_server: str) -> None:
     long_profile = socket.create_connection((host, int(port)))
     long_profile.sendall(b"GET /debug/pprof/profile?seconds=5 HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
-        eventually(_cpu.in_use)
+        wait_for(_cpu.in_use, 15)
         assert get(uvicorn_server + "/hello")[2] == b"hello from the app"  # while the profile runs
         assert get(uvicorn_server + "/debug/pprof/profile?seconds=1")[0] == 500
     finally:
         long_profile.close()
-    eventually(lambda: not _cpu.in_use())  # uvicorn's http.disconnect stopped the sampler
+    wait_for(lambda: not _cpu.in_use(), 15)  # uvicorn's http.disconnect stopped the sampler
     status, headers, body = get(uvicorn_server + "/debug/pprof/profile?seconds=1")
     assert status == 200 and headers["content-disposition"] == 'attachment; filename="profile"'
     assert read_profile(body).sample_types[1] == ("cpu", "nanoseconds")

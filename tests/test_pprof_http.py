@@ -7,33 +7,16 @@ import socket
 import threading
 import time
 import tracemalloc
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from swapprof._errors import ConfigError
 from swapprof.pprof import PprofServer, _cpu, read_profile, serve
+from tests._helpers import http_get as get
+from tests._helpers import wait_for
 
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 GO_ERROR = {"Content-Type": "text/plain; charset=utf-8", "X-Go-Pprof": "1"}
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    try:
-        with OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=60) as answer:
-            return answer.status, dict(answer.headers), answer.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        pause.wait(0.01)
 
 
 def swapprof_test_waiting_task_body(ready: threading.Event) -> Callable[[], object]:
@@ -216,7 +199,7 @@ def test_invalid_seconds_fall_back_to_default_capped_by_maximum() -> None:
 def _start_raw_profile(server: PprofServer, seconds: int) -> socket.socket:
     client = socket.create_connection(server.address)
     client.sendall(f"GET /debug/pprof/profile?seconds={seconds} HTTP/1.0\r\n\r\n".encode())
-    eventually(_cpu.in_use)
+    wait_for(_cpu.in_use, 15)
     return client
 
 
@@ -233,13 +216,13 @@ def test_second_cpu_profile_is_refused_and_others_still_answer(server: PprofServ
         assert _cpu.in_use()
     finally:
         first.close()
-    eventually(lambda: not _cpu.in_use())  # the disconnect stopped the sampler long before 5 s
+    wait_for(lambda: not _cpu.in_use(), 15)  # the disconnect stopped the sampler long before 5 s
 
 
 def test_disconnect_stops_a_long_profile(server: PprofServer) -> None:
     started = time.monotonic()
     _start_raw_profile(server, 5).close()
-    eventually(lambda: not _cpu.in_use())
+    wait_for(lambda: not _cpu.in_use(), 15)
     assert time.monotonic() - started < 60  # generous: what matters is that it ended at all
 
 

@@ -4,34 +4,26 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from swapprof.gate._machine import machine as gate_machine
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
-    for dist in ("swapprof", "uvicorn", "gunicorn", "httptools", "opentelemetry-sdk", "prometheus_client"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "versions": versions,
-        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    """The gate's machine facts for the packages the benchmarks compare, and how .pyc files are
+    handled (PYTHONDONTWRITEBYTECODE changes every interpreter start)."""
+    facts = gate_machine(
+        ("swapprof", "uvicorn", "gunicorn", "httptools", "opentelemetry-sdk", "prometheus_client")
+    )
+    facts["PYTHONDONTWRITEBYTECODE"] = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    return facts
 
 
 def precompile() -> str:

@@ -32,9 +32,10 @@ def _git_commit() -> str | None:
     return None
 
 
-def machine() -> dict[str, Any]:
+def machine(distributions: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, Any]:
+    """Python, platform, CPUs, load, versions of ``distributions``, git commit, time (UTC)."""
     versions: dict[str, str | None] = {}
-    for dist in DISTRIBUTIONS:
+    for dist in distributions:
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -62,23 +62,27 @@ def test_ctl_upgrade_wait_exits_1_and_prints_the_tail_on_rollback(app_dir: Path)
     import sys
 
     with ServerProcess("faultyapp:app", args=["--app-dir", str(app_dir)]) as server:
+
+        def ctl_upgrade_wait() -> subprocess.CompletedProcess[str]:
+            argv = [
+                sys.executable,
+                "-m",
+                "swapprof",
+                "ctl",
+                "--run-dir",
+                str(server.run_dir),
+                "upgrade",
+                "--wait",
+            ]
+            return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
         set_fault(app_dir, "import")
-        proc = subprocess.run(
-            [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(server.run_dir), "upgrade", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = ctl_upgrade_wait()
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "rolled_back (import_error" in proc.stdout
         assert "| RuntimeError: deliberate import failure" in proc.stdout
         set_fault(app_dir, "")
-        proc = subprocess.run(
-            [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(server.run_dir), "upgrade", "--wait"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = ctl_upgrade_wait()
         assert proc.returncode == 0, proc.stdout + proc.stderr
         for phase in ("spawn", "import", "ready", "switch", "drain", "exit"):
             assert phase in proc.stdout

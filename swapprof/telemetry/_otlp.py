@@ -18,17 +18,25 @@ def _require() -> None:
         ) from exc
 
 
+def _exporter_args(endpoint: str | None, signal_path: str, timeout: float) -> dict[str, Any]:
+    """An explicit endpoint gets the signal's path appended, as OTEL_EXPORTER_OTLP_ENDPOINT does;
+    without one the exporter reads its OTEL_EXPORTER_OTLP_* variables itself."""
+    args: dict[str, Any] = {"timeout": timeout}
+    if endpoint:
+        args["endpoint"] = endpoint.rstrip("/") + signal_path
+    return args
+
+
 def otlp_span_processor(endpoint: str | None, timeout: float) -> Any:
     """A batch processor to OTLP. ``endpoint`` None means: from OTEL_EXPORTER_OTLP_* variables."""
     _require()
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    kwargs: dict[str, Any] = {"timeout": timeout}
-    if endpoint:
-        kwargs["endpoint"] = endpoint.rstrip("/") + "/v1/traces"
     return BatchSpanProcessor(
-        OTLPSpanExporter(**kwargs), schedule_delay_millis=500, export_timeout_millis=int(timeout * 1000)
+        OTLPSpanExporter(**_exporter_args(endpoint, "/v1/traces", timeout)),
+        schedule_delay_millis=500,
+        export_timeout_millis=int(timeout * 1000),
     )
 
 
@@ -37,9 +45,8 @@ def otlp_metric_reader(endpoint: str | None, timeout: float) -> Any:
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-    kwargs: dict[str, Any] = {"timeout": timeout}
-    if endpoint:
-        kwargs["endpoint"] = endpoint.rstrip("/") + "/v1/metrics"
     return PeriodicExportingMetricReader(
-        OTLPMetricExporter(**kwargs), export_interval_millis=10_000, export_timeout_millis=int(timeout * 1000)
+        OTLPMetricExporter(**_exporter_args(endpoint, "/v1/metrics", timeout)),
+        export_interval_millis=10_000,
+        export_timeout_millis=int(timeout * 1000),
     )

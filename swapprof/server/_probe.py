@@ -26,6 +26,7 @@ PROBE_HEADER = "x-swapprof-probe"
 PROBE_PATH = "/__swapprof__/probe"
 NOT_MINE = 409
 
+PER_TRY_S = 5.0  # one try's limit (connect, answer), within the readiness deadline
 # Connections the probe gives up unsent when another process accepted them first; after that
 # it probes plainly (the other process answers 409 until ours answers).
 CLAIM_TRIES = 16
@@ -138,8 +139,15 @@ async def probe(
             raise ProbeFailed(f"no answer of our own through the listener after {attempts - 1} attempts")
         try:
             claiming = claim if attempts <= CLAIM_TRIES else None
-            status, claimed = await _request(family, address, nonce, min(remaining, 5.0), claiming)
-        except (TimeoutError, OSError) as exc:
+            status, claimed = await _request(family, address, nonce, min(remaining, PER_TRY_S), claiming)
+        except TimeoutError as exc:
+            if remaining <= PER_TRY_S:  # the try was cut short by the deadline: time ran out
+                raise ProbeFailed(
+                    f"no answer of our own through the listener after {attempts} attempts "
+                    "(the last one ran into the deadline)"
+                ) from exc
+            raise ProbeFailed(f"probe connection failed: {exc!r}") from exc
+        except OSError as exc:
             raise ProbeFailed(f"probe connection failed: {exc!r}") from exc
         if status != NOT_MINE:
             return attempts

@@ -7,15 +7,14 @@ import sys
 import time
 from typing import Any
 
+from swapprof._vocabulary import DISPLAY_ORDER
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.server._process import ServerProcess
-
-PHASE_ORDER = ("requested", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
 
 
 def _line(record: dict[str, Any]) -> str:
     phases = record["phases_ms"]
-    cells = " ".join(f"{name} {phases[name]:6.1f}" for name in PHASE_ORDER if name in phases)
+    cells = " ".join(f"{name} {phases[name]:6.1f}" for name in DISPLAY_ORDER if name in phases)
     return (
         f"  upgrade {record['id']}: gen {record['old_generation']} -> {record['new_generation']}  "
         f"{record['outcome']:<8} ready in {record['time_to_ready_ms'] or 0:6.1f} ms  [{cells}] ms"

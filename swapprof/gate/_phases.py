@@ -6,12 +6,8 @@ import json
 import statistics
 from typing import Any
 
-PHASE_ORDER = ("requested", "zygote", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
-AFTER_READY = ("switch", "drain", "exit", "rollback")
-COLOURS = {
-    "requested": "#9aa5b1", "zygote": "#b197fc", "spawn": "#4dabf7", "import": "#15aabf", "ready": "#40c057",
-    "switch": "#fab005", "drain": "#fd7e14", "exit": "#868e96", "rollback": "#fa5252",
-}  # fmt: skip
+from swapprof._vocabulary import AFTER_READY, SUCCESS, phase_rank
+
 COMPARED_CONFIG = ("upgrades", "interval_s", "warmup_s", "load")
 
 
@@ -19,12 +15,11 @@ def phase_medians(doc: dict[str, Any]) -> dict[str, float]:
     """Median duration of each phase over the successful upgrades, in canonical order."""
     values: dict[str, list[float]] = {}
     for upgrade in doc["upgrades"]:
-        if upgrade["outcome"] == "success":
+        if upgrade["outcome"] == SUCCESS:
             for phase, ms in (upgrade.get("phases_ms") or {}).items():
                 if isinstance(ms, int | float):
                     values.setdefault(phase, []).append(ms)
-    order = {p: i for i, p in enumerate(PHASE_ORDER)}
-    return {p: statistics.median(values[p]) for p in sorted(values, key=lambda p: order.get(p, 99))}
+    return {p: statistics.median(values[p]) for p in sorted(values, key=phase_rank)}
 
 
 def phase_table(base: dict[str, Any], cur: dict[str, Any]) -> list[tuple[str, float | None, float | None]]:

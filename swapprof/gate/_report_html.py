@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from swapprof._vocabulary import PHASE_COLOURS
 from swapprof.gate import _svg
-from swapprof.gate._phases import COLOURS
 from swapprof.gate._report_md import MARK
 from swapprof.gate._verdict import METRICS, Verdict
 
@@ -59,7 +59,9 @@ def render_html(verdict: Verdict, title: str = "swapprof gate") -> str:
         samples.append(
             f"<h3>{escape(label)}</h3>{_svg.dots(base['samples'].get(key) or [], cur['samples'].get(key) or [])}"
         )
-    legend = " ".join(f'<span style="background:{c}">&nbsp;{n}&nbsp;</span>' for n, c in COLOURS.items())
+    legend = " ".join(
+        f'<span style="background:{c}">&nbsp;{n}&nbsp;</span>' for n, c in PHASE_COLOURS.items()
+    )
     notes = "".join(f"<li>{escape(n)}</li>" for n in verdict.notes)
     return (
         f"<!doctype html><html lang=en><meta charset=utf-8><title>{escape(title)}</title><style>{STYLE}</style>"

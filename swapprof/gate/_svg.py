@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from swapprof.gate._phases import COLOURS
+from swapprof._vocabulary import OTHER_COLOUR, PHASE_COLOURS
 
 W, LEFT, RIGHT = 860, 56, 16
 SERIES = (("max_ms", "#ced4da", "max"), ("p99_ms", "#e8590c", "p99"), ("p50_ms", "#1c7ed6", "p50"))
@@ -108,7 +108,7 @@ def waterfall(doc: dict[str, Any], scale_ms: float, row: int = 20) -> str:
             tip = escape(f"{phase} {end - start:.1f} ms (at +{start:.1f} ms)")
             out.append(
                 f'<rect x="{150 + width_px * start / scale_ms:.1f}" y="{y0}" width="{max(1.0, width_px * (end - start) / scale_ms):.1f}"'
-                f' height="{row - 5}" fill="{COLOURS.get(phase, "#adb5bd")}"><title>{tip}</title></rect>'
+                f' height="{row - 5}" fill="{PHASE_COLOURS.get(phase, OTHER_COLOUR)}"><title>{tip}</title></rect>'
             )
     for i in range(6):
         x = 150 + width_px * i / 5

@@ -31,9 +31,10 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from swapprof._vocabulary import check_phase
+
 log = logging.getLogger("swapprof.hooks")
 
-PHASES = ("requested", "spawn", "import", "ready", "switch", "drain", "exit", "rollback", "zygote")
 ROOT_SPAN = "swapprof.upgrade"
 ENV_TRACEPARENT = "TRACEPARENT"
 ENV_TRACESTATE = "TRACESTATE"
@@ -127,7 +128,7 @@ class HandoffRecorder:
     @contextlib.contextmanager
     def phase(self, name: str, **attributes: Any) -> Iterator[Span | None]:
         """Time a phase as a child span; an exception marks it failed and propagates."""
-        _check(name)
+        check_phase(name)
         start = time.time_ns()
         span = self._open(name, start, attributes)
         try:
@@ -147,7 +148,7 @@ class HandoffRecorder:
         **attributes: Any,
     ) -> None:
         """Record a phase measured elsewhere (epoch ns), e.g. from stage reports."""
-        _check(name)
+        check_phase(name)
         span = self._open(name, start_ns, attributes)
         self._close(span, name, start_ns, max(start_ns, end_ns), error=error, record_metrics=record_metrics)
 
@@ -248,8 +249,3 @@ def _gc_events(span: Span, phase: str, start_ns: int, end_ns: int) -> None:
         return
     offset = time.time_ns() - time.perf_counter_ns()  # epoch ns -> the monitor's clock
     monitor.add_span_events(span, start_ns - offset, end_ns - offset, during=phase)
-
-
-def _check(name: str) -> None:
-    if name not in PHASES:
-        raise ValueError(f"unknown phase {name!r}; phases are {', '.join(PHASES)}")

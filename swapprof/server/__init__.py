@@ -12,14 +12,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from swapprof._vocabulary import PHASES
     from swapprof.server._config import ServerConfig
     from swapprof.server._control import request as control_request
     from swapprof.server._master import Master, StartupError, serve
     from swapprof.server._process import ServerProcess
-    from swapprof.server._upgrade import PHASES
 
 _LAZY = {
-    "PHASES": ("swapprof.server._upgrade", "PHASES"),
+    "PHASES": ("swapprof._vocabulary", "PHASES"),
     "Master": ("swapprof.server._master", "Master"),
     "ServerConfig": ("swapprof.server._config", "ServerConfig"),
     "ServerProcess": ("swapprof.server._process", "ServerProcess"),

@@ -21,13 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES
 from swapprof.server._generation import Generation
 from swapprof.server._upgrade import UpgradeRecord
 
 log = logging.getLogger("swapprof.server")
 
-NEW_PHASES = ("import", "ready")
-OLD_PHASES = ("switch", "drain", "exit")
 SPAN_REPORT_WAIT_S = 5.0
 
 
@@ -149,7 +148,7 @@ class UpgradeObserver:
     ) -> None:
         deadline = asyncio.get_running_loop().time() + SPAN_REPORT_WAIT_S
         phases = {name for name, _, _ in record.spans}
-        for gen, wanted in ((new, NEW_PHASES), (old, OLD_PHASES)):
+        for gen, wanted in ((new, NEW_GENERATION_PHASES), (old, OLD_GENERATION_PHASES)):
             if gen is None or not phases & set(wanted):
                 continue
             mono_deadline = int((deadline - asyncio.get_running_loop().time()) * 1e9)
@@ -168,7 +167,9 @@ class UpgradeObserver:
         sent_new = new.spans_sent if new is not None else set()
         sent_old = old.spans_sent if old is not None else set()
         for name, start, end in record.spans:
-            by_child = (name in NEW_PHASES and name in sent_new) or (name in OLD_PHASES and name in sent_old)
+            by_child = (name in NEW_GENERATION_PHASES and name in sent_new) or (
+                name in OLD_GENERATION_PHASES and name in sent_old
+            )
             if by_child:
                 continue
             error = record.detail if name == "rollback" else None

@@ -11,26 +11,39 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-PHASES = ("requested", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
-ALL_PHASES = (*PHASES, "zygote")  # `zygote`: replacing a stale fork server before the spawn
+from swapprof._vocabulary import (
+    CANCELLED,
+    REASON_COALESCED,
+    REASON_CRASHED,
+    REASON_EXITED,
+    REASON_IMPORT_ERROR,
+    REASON_LIFESPAN_FAILED,
+    REASON_OK,
+    REASON_PROBE_FAILED,
+    REASON_READY_TIMEOUT,
+    REASON_SPAWN_FAILED,
+    REASON_STOPPING,
+    ROLLED_BACK,
+    SUCCESS,
+    check_phase,
+)
 
-# Outcomes and reason codes (stable: metric labels and alert rules use them).
-SUCCESS = "success"
-ROLLED_BACK = "rolled_back"
-CANCELLED = "cancelled"
-
-REASON_OK = "ok"
-REASON_SPAWN_FAILED = "spawn_failed"
-REASON_IMPORT_ERROR = "import_error"
-REASON_LIFESPAN_FAILED = "lifespan_failed"
-REASON_PROBE_FAILED = "probe_failed"
-REASON_EXITED = "exited_before_ready"
-REASON_CRASHED = "crashed_before_ready"
-REASON_READY_TIMEOUT = "ready_timeout"
-REASON_STOPPING = "master_stopping"
-REASON_COALESCED = "coalesced"
-
-TRIGGERS = ("signal", "ctl", "recovery", "api")
+__all__ = [
+    "CANCELLED",
+    "REASON_COALESCED",
+    "REASON_CRASHED",
+    "REASON_EXITED",
+    "REASON_IMPORT_ERROR",
+    "REASON_LIFESPAN_FAILED",
+    "REASON_OK",
+    "REASON_PROBE_FAILED",
+    "REASON_READY_TIMEOUT",
+    "REASON_SPAWN_FAILED",
+    "REASON_STOPPING",
+    "ROLLED_BACK",
+    "SUCCESS",
+    "UpgradeRecord",
+]
 
 
 @dataclass
@@ -54,8 +67,7 @@ class UpgradeRecord:
     done: asyncio.Future[dict[str, Any]] | None = None
 
     def phase(self, name: str, start_ns: int, end_ns: int) -> None:
-        if name not in ALL_PHASES:
-            raise ValueError(f"unknown phase {name!r}")
+        check_phase(name)
         self.spans.append((name, start_ns, max(start_ns, end_ns)))
 
     def mark(self, name: str, at_ns: int | None = None) -> int:

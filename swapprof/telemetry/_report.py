@@ -14,14 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._errors import ConfigError
+from swapprof._vocabulary import OTHER_COLOUR, PHASE_COLOURS, phase_rank
 from swapprof.telemetry._jsonl import read_spans
 
 ROOT = "swapprof.upgrade"
-ORDER = ("requested", "zygote", "spawn", "import", "ready", "switch", "drain", "exit", "rollback")
-COLOURS = {
-    "requested": "#9aa5b1", "zygote": "#b197fc", "spawn": "#4dabf7", "import": "#15aabf", "ready": "#40c057",
-    "switch": "#fab005", "drain": "#fd7e14", "exit": "#868e96", "rollback": "#fa5252",
-}  # fmt: skip
 
 
 @dataclass
@@ -68,7 +64,7 @@ def load_upgrades(run_dir: str | Path) -> list[Upgrade]:
             continue
         phases = sorted(
             (s for s in spans if s is not root),
-            key=lambda s: (s["start_ns"], ORDER.index(s["name"]) if s["name"] in ORDER else 99),
+            key=lambda s: (s["start_ns"], phase_rank(s["name"])),
         )
         upgrades.append(Upgrade(trace_id, root, phases))
     return sorted(upgrades, key=lambda u: u.start)
@@ -111,7 +107,7 @@ def render_html(upgrades: Sequence[Upgrade], title: str = "swapprof upgrades") -
             offset = (span["start_ns"] - up.start) / 1e6
             length = (span["end_ns"] - span["start_ns"]) / 1e6
             y = 5 + i * row_h
-            colour = COLOURS.get(span["name"], "#adb5bd")
+            colour = PHASE_COLOURS.get(span["name"], OTHER_COLOUR)
             who = (
                 f"{span['resource'].get('swapprof.role', '?')} pid {span['resource'].get('process.pid', '?')}"
             )
@@ -131,7 +127,9 @@ def render_html(upgrades: Sequence[Upgrade], title: str = "swapprof upgrades") -
             f"{attrs.get('swapprof.generation.new', '-')}, {up.outcome} ({up.reason}), total {up.total_ms:.1f} ms"
         )
         rows.append(f"<section><h2>{head}</h2><p class=t>trace {up.trace_id}</p>{''.join(svg)}</section>")
-    legend = " ".join(f'<span style="background:{c}">&nbsp;{n}&nbsp;</span>' for n, c in COLOURS.items())
+    legend = " ".join(
+        f'<span style="background:{c}">&nbsp;{n}&nbsp;</span>' for n, c in PHASE_COLOURS.items()
+    )
     return (
         f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2em}h2{font-size:1.05em;margin:1.2em 0 .2em}"

@@ -1,0 +1,102 @@
+"""The words every part of swapprof shares: upgrade phases, outcomes, reason codes, triggers.
+
+They are stable names: span names, metric labels, bench output, dashboards, alert rules and the
+CI gate depend on them. This module is the only place they are spelled out; the server, the
+hooks, the telemetry, the gate and the demo import them from here.
+
+Phases of one upgrade (``DISPLAY_ORDER`` is the order reports draw them in)::
+
+    requested -> [zygote] -> spawn -> import -> ready -> switch -> drain -> exit
+                                                  `-> rollback (any failure before the switch)
+
+``zygote`` appears only when a stale fork server had to be replaced before the spawn.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---------------------------------------------------------------- phases
+REQUESTED: Final = "requested"
+ZYGOTE: Final = "zygote"
+SPAWN: Final = "spawn"
+IMPORT: Final = "import"
+READY: Final = "ready"
+SWITCH: Final = "switch"
+DRAIN: Final = "drain"
+EXIT: Final = "exit"
+ROLLBACK: Final = "rollback"
+
+PHASES: Final = (REQUESTED, SPAWN, IMPORT, READY, SWITCH, DRAIN, EXIT, ROLLBACK)
+"""The canonical phases, in the order an upgrade passes them."""
+DISPLAY_ORDER: Final = (REQUESTED, ZYGOTE, SPAWN, IMPORT, READY, SWITCH, DRAIN, EXIT, ROLLBACK)
+"""Every phase name, in the order reports and charts show them."""
+ALL_PHASES: Final = frozenset(DISPLAY_ORDER)
+NEW_GENERATION_PHASES: Final = (IMPORT, READY)
+"""Phases the new generation records itself (its own spans)."""
+OLD_GENERATION_PHASES: Final = (SWITCH, DRAIN, EXIT)
+"""Phases the old generation records itself."""
+AFTER_READY: Final = (SWITCH, DRAIN, EXIT, ROLLBACK)
+"""Phases that do not count towards time_to_ready."""
+
+PHASE_COLOURS: Final = {
+    REQUESTED: "#9aa5b1", ZYGOTE: "#b197fc", SPAWN: "#4dabf7", IMPORT: "#15aabf", READY: "#40c057",
+    SWITCH: "#fab005", DRAIN: "#fd7e14", EXIT: "#868e96", ROLLBACK: "#fa5252",
+}  # fmt: skip
+OTHER_COLOUR: Final = "#adb5bd"
+
+
+def phase_rank(name: str) -> int:
+    """Position of ``name`` in ``DISPLAY_ORDER``; unknown names sort last."""
+    try:
+        return DISPLAY_ORDER.index(name)
+    except ValueError:
+        return len(DISPLAY_ORDER)
+
+
+def check_phase(name: str) -> str:
+    """Return ``name`` if it is a phase; raise ValueError naming the known ones otherwise."""
+    if name not in ALL_PHASES:
+        raise ValueError(f"unknown phase {name!r}; phases are {', '.join(DISPLAY_ORDER)}")
+    return name
+
+
+# ---------------------------------------------------------------- outcomes
+SUCCESS: Final = "success"
+ROLLED_BACK: Final = "rolled_back"
+CANCELLED: Final = "cancelled"
+OUTCOMES: Final = (SUCCESS, ROLLED_BACK, CANCELLED)
+
+# ---------------------------------------------------------------- reason codes
+REASON_OK: Final = "ok"
+REASON_SPAWN_FAILED: Final = "spawn_failed"
+REASON_IMPORT_ERROR: Final = "import_error"
+REASON_APP_INVALID: Final = "app_invalid"
+REASON_LIFESPAN_FAILED: Final = "lifespan_failed"
+REASON_PROBE_FAILED: Final = "probe_failed"
+REASON_EXITED: Final = "exited_before_ready"
+REASON_CRASHED: Final = "crashed_before_ready"
+REASON_READY_TIMEOUT: Final = "ready_timeout"
+REASON_STOPPING: Final = "master_stopping"
+REASON_COALESCED: Final = "coalesced"
+REASONS: Final = (
+    REASON_OK,
+    REASON_SPAWN_FAILED,
+    REASON_IMPORT_ERROR,
+    REASON_APP_INVALID,
+    REASON_LIFESPAN_FAILED,
+    REASON_PROBE_FAILED,
+    REASON_EXITED,
+    REASON_CRASHED,
+    REASON_READY_TIMEOUT,
+    REASON_STOPPING,
+    REASON_COALESCED,
+)
+
+# ---------------------------------------------------------------- triggers
+TRIGGER_STARTUP: Final = "startup"
+TRIGGER_SIGNAL: Final = "signal"
+TRIGGER_CTL: Final = "ctl"
+TRIGGER_RECOVERY: Final = "recovery"
+TRIGGER_API: Final = "api"
+TRIGGERS: Final = (TRIGGER_STARTUP, TRIGGER_SIGNAL, TRIGGER_CTL, TRIGGER_RECOVERY, TRIGGER_API)

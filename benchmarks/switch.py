@@ -33,7 +33,7 @@ from _common import machine, precompile, summary, table, write
 
 from swapprof._process import pid_alive, wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 
 APP = "swapprof.server.demo:app"
 
@@ -291,7 +291,9 @@ def main() -> int:
     print("floors ...", file=sys.stderr)
     floors = {
         "exec_python_pass_ms": bench_floor("pass"),
-        "exec_app_imports_ms": bench_floor("import uvicorn, swapprof.server._serving, swapprof.server.demo"),
+        "exec_app_imports_ms": bench_floor(
+            "import uvicorn, swapprof.server.generation._serving, swapprof.server.demo"
+        ),
     }
     print("swapprof ...", file=sys.stderr)
     ours = bench_swapprof(args.upgrades)

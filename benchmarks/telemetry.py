@@ -47,7 +47,7 @@ def phase_cost(n: int = 20000) -> dict[str, float]:
 
 
 def ready_on_off(upgrades: int) -> dict[str, object]:
-    from swapprof.server import ServerProcess
+    from swapprof.testing import ServerProcess
 
     off_env = {**os.environ, "SWAPPROF_TELEMETRY": "0"}
     on_env = {k: v for k, v in os.environ.items() if k != "SWAPPROF_TELEMETRY"}

@@ -9,7 +9,7 @@ from typing import Any
 
 from swapprof._vocabulary import DISPLAY_ORDER
 from swapprof.gate._load import LoadGenerator, error_counts
-from swapprof.server._process import ServerProcess
+from swapprof.testing import ServerProcess
 
 
 def _line(record: dict[str, Any]) -> str:

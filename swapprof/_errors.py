@@ -8,6 +8,7 @@ The tree::
      ├── ControlError         the control socket is missing, refused or answered badly
      │    └── NotRunningError no master runs in the run directory
      └── UpgradeError         an upgrade ended in rollback (carries the outcome record)
+          └── StartupError    the first generation never became ready: the master does not start
 
 Library code raises these and never exits; only ``swapprof.cli`` turns them into exit codes.
 """
@@ -43,3 +44,7 @@ class UpgradeError(SwapprofError):
     def __init__(self, message: str, record: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.record = record or {}
+
+
+class StartupError(UpgradeError):
+    """The first generation never became ready; the master does not start."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swapprof.cli import main
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 
 
 @pytest.mark.parametrize(

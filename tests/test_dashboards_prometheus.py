@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from swapprof.dashboards import build_dashboards, build_rules
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 from tests._apps import set_fault, write_faulty_app
 from tests._prometheus import Prometheus
 

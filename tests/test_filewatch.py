@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from swapprof.server import _filewatch
-from swapprof.server._filewatch import FileStamps
+from swapprof.server.zygote import _filewatch
+from swapprof.server.zygote._filewatch import FileStamps
 
 
 def _files(tmp_path: Path) -> list[Path]:

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -46,7 +46,7 @@ def test_a_generation_nobody_listens_for_exits_instead_of_serving() -> None:
         "SWAPPROF_APP": "swapprof.server.demo:app",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "swapprof.server._worker"],
+        [sys.executable, "-m", "swapprof.server.generation"],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,

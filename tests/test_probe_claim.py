@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from swapprof.server._fds import probe_address
-from swapprof.server._probe import CLAIM_TRIES, ProbeFailed, probe
-from swapprof.server._serving import GenerationServer
+from swapprof.server.generation._probe import CLAIM_TRIES, ProbeFailed, probe
+from swapprof.server.generation._serving import GenerationServer
 from tests._apps import ok_app
 
 _app = ok_app

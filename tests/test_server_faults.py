@@ -11,7 +11,7 @@ import pytest
 
 from swapprof._process import pid_alive, wait_pid_gone
 from swapprof.gate import LoadGenerator, error_counts
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 from tests._apps import set_fault, write_faulty_app
 from tests._helpers import wait_for
 

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from swapprof.cli import main
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

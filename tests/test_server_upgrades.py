@@ -9,8 +9,9 @@ import socket
 import time
 from pathlib import Path
 
+from swapprof._vocabulary import PHASES
 from swapprof.gate import LoadGenerator, error_counts
-from swapprof.server import PHASES, ServerProcess
+from swapprof.testing import ServerProcess
 from tests._helpers import fd_targets, wait_for
 
 

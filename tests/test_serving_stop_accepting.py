@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from swapprof.server._serving import GenerationServer
+from swapprof.server.generation._serving import GenerationServer
 from tests._apps import ok_app
 
 CLIENTS = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from swapprof.server import ServerProcess
+from swapprof.testing import ServerProcess
 from tests._prometheus import Prometheus
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from swapprof.cli import main
-from swapprof.server import ServerProcess
 from swapprof.telemetry import read_spans
+from swapprof.testing import ServerProcess
 from tests._apps import set_fault, write_faulty_app
 from tests._otlp_receiver import OTLPReceiver
 

@@ -10,8 +10,8 @@ from typing import Any
 from swapprof._process import wait_pid_gone
 from swapprof.cli import format_status, format_upgrade
 from swapprof.gate import LoadGenerator, error_counts
-from swapprof.server import ServerProcess
 from swapprof.telemetry import read_spans
+from swapprof.testing import ServerProcess
 from tests._apps import write_faulty_app
 from tests._helpers import fd_targets, wait_for
 

@@ -71,7 +71,7 @@ class ReferenceTarget:
         env: Mapping[str, str] | None = None,
         upgrade_timeout: float = 120.0,
     ) -> None:
-        from swapprof.server._process import ServerProcess
+        from swapprof.testing import ServerProcess
 
         self.app, self.app_dir = app, app_dir
         args = [*(["--app-dir", app_dir] if app_dir else []), *serve_args]

@@ -13,19 +13,27 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from swapprof._errors import ConfigError
+from swapprof.server._contract import (
+    DEFAULT_APP_METRICS_PATH,
+    DEFAULT_DRAIN_GRACE,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_READY_TIMEOUT,
+    ENV_DEBUG_TOKEN,
+    ENV_DRAIN_GRACE,
+    ENV_DRAIN_TIMEOUT,
+    ENV_PRELOAD,
+    ENV_READY_TIMEOUT,
+    ENV_RUN_DIR,
+)
 from swapprof.server._fds import BindSpec, parse_bind
+from swapprof.server._rundir import DEFAULT_RUN_DIR
 
 DEFAULT_BIND = "127.0.0.1:8000"
 _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
-# Environment variable names, documented constants.
-ENV_READY_TIMEOUT = "SWAPPROF_READY_TIMEOUT"
-ENV_DRAIN_TIMEOUT = "SWAPPROF_DRAIN_TIMEOUT"
-ENV_DRAIN_GRACE = "SWAPPROF_DRAIN_GRACE"
-ENV_RUN_DIR = "SWAPPROF_RUN_DIR"
+# Environment variable names of the master's own settings (the ones it passes on to a
+# generation are named in _contract).
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
-ENV_DEBUG_TOKEN = "SWAPPROF_DEBUG_TOKEN"
-ENV_PRELOAD = "SWAPPROF_PRELOAD"
 ENV_SPARE = "SWAPPROF_SPARE"
 
 
@@ -37,12 +45,12 @@ class ServerConfig:
     binds: tuple[str, ...] = ()
     uds: str | None = None
     app_dir: str | None = None
-    run_dir: str = ".swapprof"
-    ready_timeout: float = 30.0
+    run_dir: str = DEFAULT_RUN_DIR
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     """Seconds a new generation has from spawn to READY before it is rolled back."""
-    drain_timeout: float = 30.0
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     """Seconds the old generation has to finish in-flight requests; then SIGKILL (counted)."""
-    drain_grace: float = 1.0
+    drain_grace: float = DEFAULT_DRAIN_GRACE
     """Seconds an idle keep-alive connection is kept open after the switch before it is closed."""
     probe_path: str | None = None
     """If set, the self-probe also asks the app for this path and wants a 2xx."""
@@ -50,7 +58,7 @@ class ServerConfig:
     """Loopback address of the master's /metrics and /debug/swapprof/*; None or "" turns it off."""
     debug_token: str | None = None
     """If set, the debug endpoints want ``Authorization: Bearer TOKEN``."""
-    app_metrics_path: str = "/metrics"
+    app_metrics_path: str = DEFAULT_APP_METRICS_PATH
     """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
     preload: tuple[str, ...] = ()
     """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""

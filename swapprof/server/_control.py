@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._errors import ControlError, NotRunningError
+from swapprof.server._rundir import RunDir
 
-CONTROL_NAME = "control.sock"
 MAX_LINE = 1 << 20
 UNIX_PATH_MAX = 107
 
 
 def control_path(run_dir: str | os.PathLike[str]) -> Path:
-    return Path(run_dir).resolve() / CONTROL_NAME
+    return RunDir(run_dir).control
 
 
 def check_path_length(path: Path) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,8 +21,14 @@ MAX_HEAD = 16384
 
 
 class DebugServer:
-    def __init__(self, master: Any, bind: str, token: str | None = None) -> None:
-        self.master = master
+    def __init__(
+        self,
+        upgrades: Callable[[], list[dict[str, Any]]],
+        status: Callable[[], dict[str, Any]],
+        bind: str,
+        token: str | None = None,
+    ) -> None:
+        self.upgrades, self.status = upgrades, status
         self.spec = parse_bind(bind)
         self.token = token
         self.address = ""
@@ -94,8 +101,8 @@ class DebugServer:
             limit_text = query.get("limit", ["50"])[0]
             if not limit_text.isdigit() or int(limit_text) < 1:
                 return 400, "text/plain", f"limit={limit_text!r}: expected a positive integer\n".encode()
-            records = list(self.master.history)[-int(limit_text) :]
+            records = self.upgrades()[-int(limit_text) :]
             return 200, "application/json", json.dumps({"upgrades": records}).encode()
         if url.path == "/debug/swapprof/status":
-            return 200, "application/json", json.dumps(self.master.status()).encode()
+            return 200, "application/json", json.dumps(self.status()).encode()
         return 404, "text/plain", f"no route {url.path}\n".encode()

@@ -12,7 +12,7 @@ import errno
 import os
 import socket
 import stat
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from swapprof._errors import ConfigError, ListenerError
@@ -182,3 +182,13 @@ def listen_env(names: list[str], pid: int, base: Mapping[str, str]) -> dict[str,
     env["LISTEN_PID"] = str(pid)
     env["LISTEN_FDNAMES"] = ":".join(names)
     return env
+
+
+def take(specs: Sequence[BindSpec], env: MutableMapping[str, str]) -> tuple[list[socket.socket], list[str]]:
+    """The listeners a master serves: inherited from systemd (LISTEN_FDS) if any, else bound
+    from ``specs``. Returns the sockets and their names (``http`` / ``unix`` when bound here)."""
+    inherited = inherit(env)
+    if inherited:
+        return [sock for _, sock in inherited], [name for name, _ in inherited]
+    sockets = [bind(spec) for spec in specs]
+    return sockets, ["unix" if spec.is_unix else "http" for spec in specs]

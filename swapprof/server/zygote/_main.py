@@ -1,4 +1,4 @@
-"""The zygote (fork server): ``python -m swapprof.server._zygote``.
+"""The zygote (fork server): ``python -m swapprof.server.zygote``.
 
 Started by the master with the listeners at fds 3.. (LISTEN_FDS) and one end of a
 SOCK_SEQPACKET socketpair at SWAPPROF_ZYGOTE_FD. It imports the packages named in
@@ -34,7 +34,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from swapprof.server._filewatch import FileStamps
+from swapprof.server._contract import ENV_LISTEN_PID, ENV_PRELOAD, ENV_PRELOAD_BASE, ENV_ZYGOTE_FD
+from swapprof.server.zygote._filewatch import FileStamps
 
 if TYPE_CHECKING:
     import asyncio
@@ -155,8 +156,8 @@ def _detach(zygote_fds: list[int], out_fd: int) -> None:
 def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | None = None) -> int:
     os.environ.clear()
     os.environ.update(env)
-    os.environ["LISTEN_PID"] = str(os.getpid())
-    from swapprof.server._worker import main as worker_main
+    os.environ[ENV_LISTEN_PID] = str(os.getpid())
+    from swapprof.server.generation._main import main as worker_main
 
     return worker_main(loop)
 
@@ -220,7 +221,7 @@ async def _warm_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 async def _warm_once() -> None:
-    from swapprof.server._serving import GenerationServer
+    from swapprof.server.generation._serving import GenerationServer
 
     listener = socket.socket()
     try:
@@ -305,12 +306,12 @@ def main() -> int:
     import time
 
     started_ns = time.time_ns()  # a preloaded file written after this changed while we imported
-    sock = socket.socket(fileno=int(os.environ.pop("SWAPPROF_ZYGOTE_FD")))
-    prefixes = [p for p in os.environ.get("SWAPPROF_PRELOAD", "").split(",") if p]
+    sock = socket.socket(fileno=int(os.environ.pop(ENV_ZYGOTE_FD)))
+    prefixes = [p for p in os.environ.get(ENV_PRELOAD, "").split(",") if p]
     import importlib
 
     already = set(sys.modules)
-    for name in os.environ.pop("SWAPPROF_PRELOAD_BASE", "").split(","):
+    for name in os.environ.pop(ENV_PRELOAD_BASE, "").split(","):
         if name:  # best effort: a missing optional part is imported later, when needed
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
@@ -324,7 +325,3 @@ def main() -> int:
         _send(sock, {"ready": False, "error": "preload failed: " + "; ".join(failed), "kind": "preload"})
         return 1
     return serve(sock, set(sys.modules) - already, started_ns)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

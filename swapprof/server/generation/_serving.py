@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import secrets
 import socket
 import sys
@@ -28,7 +27,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from swapprof.server._fds import probe_address
-from swapprof.server._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
+from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,9 +40,15 @@ class HandoffMiddleware:
     """Answers the self-probe and adds ``Connection: close`` while draining."""
 
     def __init__(
-        self, app: ASGIApp, generation: int, probe_path: str | None, metrics_path: str | None = None
+        self,
+        app: ASGIApp,
+        generation: int,
+        probe_path: str | None,
+        metrics_path: str | None = None,
+        debug_token: str | None = None,
     ) -> None:
         self.app = app
+        self.debug_token = debug_token
         self.metrics_path = metrics_path
         self.generation = generation
         self.probe_path = probe_path
@@ -76,7 +81,7 @@ class HandoffMiddleware:
     async def _debug(self, scope: Scope, receive: Receive, send: Send) -> None:
         """/debug/pprof/* and /debug/swapprof/{gc,reloads}: loopback clients only, unless a token
         is configured (then the token, from anywhere). The profiler loads on first use."""
-        token = os.environ.get("SWAPPROF_DEBUG_TOKEN") or None
+        token = self.debug_token
         client = scope.get("client")
         if token is None and client and client[0] not in ("127.0.0.1", "::1", "localhost"):
             await _plain(
@@ -193,8 +198,9 @@ class GenerationServer:
         probe_path: str | None = None,
         log_level: str = "warning",
         metrics_path: str | None = None,
+        debug_token: str | None = None,
     ) -> None:
-        self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path)
+        self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path, debug_token)
         self.sockets = sockets
         self.config = uvicorn.Config(
             self.middleware,

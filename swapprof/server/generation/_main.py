@@ -1,14 +1,9 @@
-"""Entry point of one generation: ``python -m swapprof.server._worker``.
+"""Entry point of one generation: ``python -m swapprof.server.generation``.
 
-Configured by its environment (set by the master): LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES,
-NOTIFY_SOCKET, SWAPPROF_GENERATION, SWAPPROF_APP, SWAPPROF_APP_DIR, SWAPPROF_PROBE_PATH,
-SWAPPROF_READY_TIMEOUT, SWAPPROF_DRAIN_TIMEOUT, SWAPPROF_DRAIN_GRACE, SWAPPROF_RUN_DIR,
-SWAPPROF_APP_METRICS_PATH, TRACEPARENT (the upgrade that creates this generation).
-
-Stages reported to the master over sd_notify, each with SWAPPROF_T (CLOCK_MONOTONIC ns, the
-same clock in every process): started, imported, READY=1, stopped_accepting, drained; or
-SWAPPROF_STAGE=failed with SWAPPROF_REASON and STATUS. SWAPPROF_SPANS lists the phase spans
-this generation has flushed.
+Configured by its environment, as ``_contract`` describes it (the master writes it; the
+listeners come as LISTEN_FDS, the upgrade's trace context as TRACEPARENT). It reports its
+stages to the master over sd_notify (``_contract``: started, imported, ready, stopped_accepting,
+drained, or failed with a reason), each stamped with CLOCK_MONOTONIC, one clock for all processes.
 """
 
 from __future__ import annotations
@@ -20,16 +15,13 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from swapprof._vocabulary import DRAIN, EXIT, IMPORT, READY, SWITCH
+from swapprof.server import _contract as c
+from swapprof.server._contract import GenerationContract
 from swapprof.server._notify import Notifier
 
 if TYPE_CHECKING:
     import asyncio
-
-EXIT_IMPORT = 3
-EXIT_PROBE = 4
-EXIT_LIFESPAN = 5
-EXIT_NO_SOCKETS = 6
-EXIT_ABANDONED = 7
 
 
 def _now() -> int:
@@ -39,53 +31,55 @@ def _now() -> int:
 def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
     """Run one generation; ``loop``: an event loop made (and warmed) ahead, by a spare."""
     notifier = Notifier.from_env()
-    os.environ.pop("NOTIFY_SOCKET", None)  # the app must not talk to the master by accident
-    generation = int(os.environ.get("SWAPPROF_GENERATION", "1"))
+    os.environ.pop(c.ENV_NOTIFY_SOCKET, None)  # the app must not talk to the master by accident
+    generation = int(os.environ.get(c.ENV_GENERATION, "1"))
+    contract = GenerationContract.from_env()
     started = _now()
     try:
-        notifier.deliver(SWAPPROF_STAGE="started", SWAPPROF_T=started, MAINPID=os.getpid())
+        notifier.deliver(**{c.F_STAGE: c.STAGE_STARTED, c.F_T: started}, MAINPID=os.getpid())
     except (ConnectionRefusedError, FileNotFoundError):
         # Nobody listens for this generation: its master gave it up (say, a zygote's answer
         # that came too late). Serving unmanaged on the shared listeners would be worse.
         print(
             f"swapprof: generation {generation}: no master listens on NOTIFY_SOCKET; exiting", file=sys.stderr
         )
-        return EXIT_ABANDONED
+        return c.EXIT_ABANDONED
     except OSError:
         pass  # best effort, as sd_notify
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master orchestrates; Ctrl-C reaches it
 
     from swapprof.server._fds import inherit
-    from swapprof.server._gen_telemetry import GenerationTelemetry
+    from swapprof.server.generation._telemetry import GenerationTelemetry
 
     telemetry = GenerationTelemetry(generation, notifier)
     listeners = inherit(os.environ)
     if not listeners:
-        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="no_sockets", STATUS="no LISTEN_FDS passed")
-        return EXIT_NO_SOCKETS
-    import swapprof.server._serving  # noqa: F401 - the server stack (uvicorn) counts as import
+        _failed(notifier, c.FAILURE_NO_SOCKETS, "no LISTEN_FDS passed")
+        return c.EXIT_NO_SOCKETS
+    import swapprof.server.generation._serving  # noqa: F401 - the server stack (uvicorn) counts as import
 
-    app_dir = os.environ.get("SWAPPROF_APP_DIR")
-    if app_dir:
-        sys.path.insert(0, app_dir)
+    if contract.app_dir:
+        sys.path.insert(0, contract.app_dir)
+    from swapprof.server.generation._app import import_app
+
     try:
-        app = import_app(os.environ["SWAPPROF_APP"])
+        app = import_app(contract.app)
     except BaseException as exc:
         import traceback
 
         traceback.print_exc()
         failed = _now()
-        telemetry.record(telemetry.traceparent, [("import", started, failed, _one_line(exc))])
+        telemetry.record(telemetry.traceparent, [(IMPORT, started, failed, _one_line(exc))])
         telemetry.shutdown()
-        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON="import_error", STATUS=_one_line(exc))
-        return EXIT_IMPORT
+        _failed(notifier, c.FAILURE_IMPORT, _one_line(exc))
+        return c.EXIT_IMPORT
     imported = _now()
-    notifier.send(SWAPPROF_STAGE="imported", SWAPPROF_T=imported)
+    notifier.send(**{c.F_STAGE: c.STAGE_IMPORTED, c.F_T: imported})
 
     import asyncio
 
-    stamps = {"started": started, "imported": imported}
-    serve = _serve(app, [s for _, s in listeners], generation, notifier, telemetry, stamps)
+    stamps = {c.STAGE_STARTED: started, c.STAGE_IMPORTED: imported}
+    serve = _serve(app, [s for _, s in listeners], generation, contract, notifier, telemetry, stamps)
     with asyncio.Runner(loop_factory=None if loop is None else lambda: loop) as runner:
         return runner.run(serve)
 
@@ -94,61 +88,62 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
 
 
-def import_app(spec: str) -> object:
-    import importlib
-
-    module_name, _, attr = spec.partition(":")
-    obj: object = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+def _failed(notifier: Notifier, reason: str, status: str) -> None:
+    notifier.send(**{c.F_STAGE: c.STAGE_FAILED, c.F_REASON: reason}, STATUS=status)
 
 
 async def _serve(
-    app: Any, sockets: list[Any], generation: int, notifier: Notifier, telemetry: Any, stamps: dict[str, int]
+    app: Any,
+    sockets: list[Any],
+    generation: int,
+    contract: GenerationContract,
+    notifier: Notifier,
+    telemetry: Any,
+    stamps: dict[str, int],
 ) -> int:
     import asyncio
 
-    from swapprof.server._probe import ProbeFailed
-    from swapprof.server._serving import GenerationServer, LifespanFailed
+    from swapprof.server.generation._probe import ProbeFailed
+    from swapprof.server.generation._serving import GenerationServer, LifespanFailed
 
-    env = os.environ
-    ready_timeout = float(env.get("SWAPPROF_READY_TIMEOUT", "30"))
-    drain_timeout = float(env.get("SWAPPROF_DRAIN_TIMEOUT", "30"))
-    drain_grace = float(env.get("SWAPPROF_DRAIN_GRACE", "1"))
+    ready_timeout, drain_timeout = contract.ready_timeout, contract.drain_timeout
     server = GenerationServer(
         app,
         sockets,
         generation,
-        env.get("SWAPPROF_PROBE_PATH") or None,
-        metrics_path=env.get("SWAPPROF_APP_METRICS_PATH", "/metrics") or None,
+        contract.probe_path,
+        metrics_path=contract.app_metrics_path or None,
+        debug_token=contract.debug_token,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     _watch_lifeline(loop, stop)
-    from swapprof.server._gen_reload import GenerationReloader
+    from swapprof.server.generation._reload import GenerationReloader
 
-    reloader = GenerationReloader(env["SWAPPROF_APP"], server.middleware, notifier, generation)
+    reloader = GenerationReloader(contract, server.middleware, notifier, generation)
     loop.add_signal_handler(signal.SIGUSR1, lambda: loop.call_soon(_reload, reloader))
     server.middleware.debug_routes["reloads"] = reloader.snapshot
     server.middleware.debug_routes["gc"] = telemetry.gc_snapshot
-    imported = stamps["imported"]
+    imported = stamps[c.STAGE_IMPORTED]
     try:
         await server.start()
         attempts = await server.self_probe(ready_timeout)
     except (LifespanFailed, ProbeFailed) as exc:
-        reason = "lifespan_failed" if isinstance(exc, LifespanFailed) else "probe_failed"
+        reason = c.FAILURE_LIFESPAN if isinstance(exc, LifespanFailed) else c.FAILURE_PROBE
         print(f"swapprof: generation {generation} {reason}: {exc}", file=sys.stderr, flush=True)
-        phases = [("import", stamps["started"], imported, None), ("ready", imported, _now(), _one_line(exc))]
+        phases = [
+            (IMPORT, stamps[c.STAGE_STARTED], imported, None),
+            (READY, imported, _now(), _one_line(exc)),
+        ]
         await loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
         await loop.run_in_executor(None, telemetry.shutdown)
-        notifier.send(SWAPPROF_STAGE="failed", SWAPPROF_REASON=reason, STATUS=_one_line(exc))
-        return EXIT_LIFESPAN if reason == "lifespan_failed" else EXIT_PROBE
+        _failed(notifier, reason, _one_line(exc))
+        return c.EXIT_LIFESPAN if reason == c.FAILURE_LIFESPAN else c.EXIT_PROBE
     ready = _now()
-    notifier.send(READY=1, SWAPPROF_STAGE="ready", SWAPPROF_T=ready, SWAPPROF_PROBE_ATTEMPTS=attempts)
+    notifier.send(READY=1, **{c.F_STAGE: c.STAGE_READY, c.F_T: ready, c.F_PROBE_ATTEMPTS: attempts})
     reporter = asyncio.create_task(_report_connections(server, notifier))
-    phases = [("import", stamps["started"], imported, None), ("ready", imported, ready, None)]
+    phases = [(IMPORT, stamps[c.STAGE_STARTED], imported, None), (READY, imported, ready, None)]
     after_ready = loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
     setup = loop.run_in_executor(None, telemetry.setup)  # also when there is no trace to continue
     await stop.wait()
@@ -156,15 +151,14 @@ async def _serve(
     await server.stop_accepting()
     stopped = _now()
     notifier.send(
-        SWAPPROF_STAGE="stopped_accepting", SWAPPROF_T=stopped, SWAPPROF_CONNECTIONS=server.connections
+        **{c.F_STAGE: c.STAGE_STOPPED_ACCEPTING, c.F_T: stopped, c.F_CONNECTIONS: server.connections}
     )
-    counts = await server.drain(drain_grace, drain_timeout)
+    counts = await server.drain(contract.drain_grace, drain_timeout)
     reporter.cancel()
     drained = _now()
     notifier.send(
-        SWAPPROF_STAGE="drained",
-        SWAPPROF_T=drained,
-        **{f"SWAPPROF_{key.upper()}": value for key, value in counts.items()},
+        **{c.F_STAGE: c.STAGE_DRAINED, c.F_T: drained},
+        **{f"{c.F_PREFIX}{key.upper()}": value for key, value in counts.items()},
     )
     try:
         await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
@@ -173,9 +167,9 @@ async def _serve(
     await asyncio.gather(after_ready, setup, return_exceptions=True)
     traceparent, ready_ns = telemetry.handoff()
     phases = [
-        ("switch", ready_ns or term, stopped, None),
-        ("drain", stopped, drained, None),
-        ("exit", drained, _now(), None),
+        (SWITCH, ready_ns or term, stopped, None),
+        (DRAIN, stopped, drained, None),
+        (EXIT, drained, _now(), None),
     ]
     await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, **counts))
     await loop.run_in_executor(None, telemetry.shutdown)
@@ -194,7 +188,7 @@ def _reload(reloader: Any) -> None:
 def _watch_lifeline(loop: Any, stop: Any) -> None:
     """A generation forked by the zygote has no parent-death signal tied to the master; it
     holds the read end of a pipe only the master writes to: EOF means the master is gone."""
-    text = os.environ.get("SWAPPROF_LIFELINE_FD")
+    text = os.environ.get(c.ENV_LIFELINE_FD)
     if not text or not text.isdigit():
         return
     fd = int(text)
@@ -221,10 +215,6 @@ async def _report_connections(server: Any, notifier: Notifier) -> None:
     while True:
         count = server.connections
         if count != last:
-            notifier.send(SWAPPROF_CONNECTIONS=count)
+            notifier.send(**{c.F_CONNECTIONS: count})
             last = count
         await asyncio.sleep(0.25)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,26 +8,29 @@ again, so new code takes effect. The result goes to the master over sd_notify.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
+from swapprof.server._contract import F_RELOAD, GenerationContract
 from swapprof.server._notify import Notifier
-from swapprof.server._worker import import_app
+from swapprof.server._rundir import RunDir
+from swapprof.server.generation._app import import_app
 
 log = logging.getLogger("swapprof.server")
 
 
 class GenerationReloader:
-    def __init__(self, app_spec: str, middleware: Any, notifier: Notifier, generation: int) -> None:
-        self.app_spec = app_spec
+    def __init__(
+        self, contract: GenerationContract, middleware: Any, notifier: Notifier, generation: int
+    ) -> None:
+        self.app_spec = contract.app
         self.middleware = middleware
         self.notifier = notifier
         self.generation = generation
-        self.run_dir = os.environ.get("SWAPPROF_RUN_DIR")
+        self.run_dir = RunDir(contract.run_dir) if contract.run_dir else None
         self.trackers: dict[tuple[str, ...], Any] = {}
 
     def default_modules(self) -> list[str]:
@@ -39,15 +42,16 @@ class GenerationReloader:
 
     def request(self) -> tuple[int, list[str]]:
         """What the master asked for (a request file), else a SIGUSR1 sent by hand."""
-        if self.run_dir:
-            path = Path(self.run_dir) / "handoff" / f"reload-{self.generation}.json"
-            try:
-                data = json.loads(path.read_text())
-                path.unlink()
-                return int(data.get("id", 0)), [str(m) for m in data.get("modules") or []]
-            except (OSError, ValueError):
-                pass
-        return 0, []
+        if self.run_dir is None:
+            return 0, []
+        path = self.run_dir.reload_request(self.generation)
+        data = self.run_dir.read_json(path)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        try:
+            return int(data.get("id", 0)), [str(m) for m in data.get("modules") or []]
+        except (AttributeError, TypeError, ValueError):
+            return 0, []
 
     def reload(self) -> dict[str, Any]:
         request_id, modules = self.request()
@@ -58,7 +62,7 @@ class GenerationReloader:
             result.update(outcome="failed", error=f"not imported in this generation: {', '.join(missing)}")
         else:
             result.update(self._tracked(tuple(modules)))
-        self.notifier.send(SWAPPROF_RELOAD=json.dumps(result, default=str)[:60000])
+        self.notifier.send(**{F_RELOAD: json.dumps(result, default=str)[:60000]})
         return result
 
     def _tracked(self, modules: tuple[str, ...]) -> dict[str, Any]:

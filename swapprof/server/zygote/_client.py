@@ -13,17 +13,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from swapprof._errors import SwapprofError
-from swapprof.server._generation import Generation
-from swapprof.server._spare import Spare, SpareGone
+from swapprof.server._child import Generation
+from swapprof.server._contract import ENV_LIFELINE_FD, ENV_PRELOAD, ENV_PRELOAD_BASE, ENV_ZYGOTE_FD
+from swapprof.server.zygote._spare import Spare, SpareGone
 
 # Always preloaded (best effort): swapprof's own generation stack and what it imports at
 # startup and right after READY -- never app code.
 BASE_PRELOAD = (
-    "swapprof.server._worker",
-    "swapprof.server._serving",
-    "swapprof.server._gen_telemetry",
-    "swapprof.server._gen_reload",
-    "swapprof.server._probe",
+    "swapprof.server.generation._main",
+    "swapprof.server.generation._app",
+    "swapprof.server.generation._serving",
+    "swapprof.server.generation._telemetry",
+    "swapprof.server.generation._reload",
+    "swapprof.server.generation._probe",
+    "swapprof.server._contract",
+    "swapprof.server._rundir",
     "swapprof.server._fds",
     "uvicorn.protocols.http.h11_impl",
     "uvicorn.protocols.http.httptools_impl",
@@ -74,13 +78,13 @@ class Zygote:
         ours.setblocking(False)
         first_extra = 3 + len(listeners)
         child_env = dict(env)
-        child_env["SWAPPROF_ZYGOTE_FD"] = str(first_extra)
-        child_env["SWAPPROF_LIFELINE_FD"] = str(first_extra + 1)
-        child_env["SWAPPROF_PRELOAD"] = ",".join(preload)
-        child_env["SWAPPROF_PRELOAD_BASE"] = ",".join(BASE_PRELOAD)
+        child_env[ENV_ZYGOTE_FD] = str(first_extra)
+        child_env[ENV_LIFELINE_FD] = str(first_extra + 1)
+        child_env[ENV_PRELOAD] = ",".join(preload)
+        child_env[ENV_PRELOAD_BASE] = ",".join(BASE_PRELOAD)
         try:
             self.process.start(
-                [python, "-m", "swapprof.server._zygote"], child_env, listeners, names,
+                [python, "-m", "swapprof.server.zygote"], child_env, listeners, names,
                 extra_fds=[theirs.fileno(), lifeline],
             )  # fmt: skip
         finally:

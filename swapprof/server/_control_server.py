@@ -7,16 +7,56 @@ Commands: ``ping``, ``status``, ``upgrade`` (``wait``), ``reload`` (``modules``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import time
-from typing import Any
+from typing import Any, Protocol
+
+from swapprof._errors import ControlError, ListenerError
+from swapprof._vocabulary import TRIGGER_CTL
+from swapprof.server._child import Generation
+from swapprof.server._control import MAX_LINE, check_path_length, request
+from swapprof.server._record import UpgradeRecord
+from swapprof.server._rundir import RunDir
+
+
+class Controlled(Protocol):
+    """What the control socket needs of the master."""
+
+    run_dir: RunDir
+    serving: Generation | None
+
+    @property
+    def current(self) -> UpgradeRecord | None: ...
+    def status(self) -> dict[str, Any]: ...
+    def request_upgrade(self, trigger: str = ...) -> asyncio.Future[dict[str, Any]]: ...
+    def stop(self) -> None: ...
+    def say(self, text: str) -> None: ...
+
+
+def claim_control_socket(run_dir: RunDir) -> None:
+    """Make way for this master's control socket; raise ListenerError if a master answers there."""
+    ctl = run_dir.control
+    check_path_length(ctl)
+    if ctl.exists():
+        with contextlib.suppress(ControlError):
+            request(run_dir.path, {"cmd": "ping"}, timeout=2.0)
+            raise ListenerError(f"a swapprof master already runs in {run_dir.path}")
+        ctl.unlink()
 
 
 class ControlHandler:
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: Controlled) -> None:
         self.master = master
         self._serial = 0
+
+    async def serve(self, run_dir: RunDir) -> asyncio.base_events.Server:
+        """Listen on the run dir's control socket (mode 0600)."""
+        server = await asyncio.start_unix_server(self, path=str(run_dir.control), limit=MAX_LINE)
+        os.chmod(run_dir.control, 0o600)
+        return server
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -45,7 +85,7 @@ class ControlHandler:
         if cmd == "status":
             return {"ok": True, **self.master.status()}
         if cmd == "upgrade":
-            fut = self.master.request_upgrade("ctl")
+            fut = self.master.request_upgrade(TRIGGER_CTL)
             if request.get("wait"):
                 return {"ok": True, "upgrade": await asyncio.shield(fut)}
             return {"ok": True, "accepted": True}
@@ -64,18 +104,18 @@ class ControlHandler:
         gen = self.master.serving
         if gen is None or not gen.alive:
             return {"ok": False, "error": "no generation is serving"}
-        if self.master._current is not None:
+        if self.master.current is not None:
             return {
                 "ok": False,
-                "error": f"upgrade {self.master._current.id} is in progress; reload after it",
+                "error": f"upgrade {self.master.current.id} is in progress; reload after it",
             }
         self._serial += 1
         reload_id = self._serial
-        path = self.master.run_dir / "handoff" / f"reload-{gen.number}.json"
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"id": reload_id, "modules": modules}))
-        tmp.replace(path)
+        run_dir = self.master.run_dir
+        try:
+            run_dir.write_json(run_dir.reload_request(gen.number), {"id": reload_id, "modules": modules})
+        except OSError as exc:
+            return {"ok": False, "error": f"cannot write the reload request: {exc}"}
         gen.signal(signal.SIGUSR1)
         if not request.get("wait"):
             return {"ok": True, "accepted": True, "id": reload_id, "generation": gen.number}
@@ -88,7 +128,7 @@ class ControlHandler:
         if reload_id not in gen.reloads:
             return {"ok": False, "error": f"generation {gen.number} {gen.describe_exit()} during the reload"}
         result = gen.reloads.pop(reload_id)
-        self.master._say(
+        self.master.say(
             f"reload {reload_id} in generation {gen.number}: {result.get('outcome')} {result.get('modules')}"
         )
         return {"ok": True, "reload": result}

@@ -12,9 +12,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from swapprof.server import _contract as c
 from swapprof.server import _notify
 from swapprof.server._spawn import Spawned, spawn
 
@@ -120,7 +121,7 @@ class Generation:
         self._notify = _notify.receiver(self.notify_name)
         child_env = dict(env)
         child_env[_notify.ENV] = self.notify_name
-        child_env["SWAPPROF_GENERATION"] = str(self.number)
+        child_env[c.ENV_GENERATION] = str(self.number)
         self.spawned_at = time.monotonic_ns()
         return child_env
 
@@ -173,36 +174,31 @@ class Generation:
         self._changed.set()
 
     def _apply(self, fields: dict[str, str]) -> None:
-        stamp = int(fields["SWAPPROF_T"]) if fields.get("SWAPPROF_T", "").isdigit() else time.monotonic_ns()
-        stage = fields.get("SWAPPROF_STAGE")
+        stamp = int(fields[c.F_T]) if fields.get(c.F_T, "").isdigit() else time.monotonic_ns()
+        stage = fields.get(c.F_STAGE)
         if stage:
             self.stages.setdefault(stage, stamp)
         if fields.get("READY") == "1":
-            self.stages.setdefault("ready", stamp)
+            self.stages.setdefault(c.STAGE_READY, stamp)
             if self.state == STARTING:
                 self.state = READY
-        if stage == "stopped_accepting" and self.state in (READY, SERVING, SWITCHING):
+        if stage == c.STAGE_STOPPED_ACCEPTING and self.state in (READY, SERVING, SWITCHING):
             self.state = DRAINING
-        if stage == "drained":
+        if stage == c.STAGE_DRAINED:
             self.state = EXITING
-        if fields.get("SWAPPROF_RELOAD"):
+        if fields.get(c.F_RELOAD):
             try:
-                result = json.loads(fields["SWAPPROF_RELOAD"])
+                result = json.loads(fields[c.F_RELOAD])
                 self.reloads[int(result.get("id", 0))] = result
             except (ValueError, TypeError, AttributeError):
                 pass
-        if fields.get("SWAPPROF_SPANS"):
-            self.spans_sent.update(fields["SWAPPROF_SPANS"].split(","))
-        if fields.get("SWAPPROF_CONNECTIONS", "").isdigit():
-            self.connections = int(fields["SWAPPROF_CONNECTIONS"])
+        if fields.get(c.F_SPANS):
+            self.spans_sent.update(fields[c.F_SPANS].split(","))
+        if fields.get(c.F_CONNECTIONS, "").isdigit():
+            self.connections = int(fields[c.F_CONNECTIONS])
         for key, value in fields.items():
-            if key.startswith("SWAPPROF_") and key not in (
-                "SWAPPROF_T",
-                "SWAPPROF_STAGE",
-                "SWAPPROF_SPANS",
-                "SWAPPROF_RELOAD",
-            ):
-                self.info[key[9:].lower()] = value
+            if key.startswith(c.F_PREFIX) and key not in (c.F_T, c.F_STAGE, c.F_SPANS, c.F_RELOAD):
+                self.info[key[len(c.F_PREFIX) :].lower()] = value
             elif key == "STATUS":
                 self.info["status"] = value
 
@@ -246,7 +242,7 @@ class Generation:
     @property
     def failure(self) -> str | None:
         """The reason code the generation reported for failing, if any."""
-        return self.info.get("reason") if "failed" in self.stages else None
+        return self.info.get("reason") if c.STAGE_FAILED in self.stages else None
 
     def describe_exit(self) -> str:
         if self.exit_signal is not None:
@@ -295,3 +291,22 @@ class Generation:
 
 def default_log() -> IO[bytes]:
     return sys.stderr.buffer
+
+
+async def stop_all(generations: Iterable[Generation], budget_s: float, grace_s: float = 5.0) -> int:
+    """SIGTERM every live generation (SIGKILL one still starting) and wait ``budget_s`` for
+    them to exit; SIGKILL what outlasts it. Return how many had to be killed."""
+    alive = [g for g in generations if g.alive]
+    for gen in alive:
+        if gen.state == STARTING:
+            gen.kill()
+        else:
+            gen.signal(signal.SIGTERM)
+    deadline = time.monotonic_ns() + int(budget_s * 1e9)
+    killed = 0
+    for gen in alive:
+        if not await gen.wait_until(lambda g=gen: not g.alive, deadline):  # type: ignore[misc]
+            gen.kill()
+            killed += 1
+            await gen.wait_until(lambda g=gen: not g.alive, time.monotonic_ns() + int(grace_s * 1e9))  # type: ignore[misc]
+    return killed

@@ -13,38 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES
-from swapprof.server._generation import Generation
-from swapprof.server._upgrade import UpgradeRecord
+from swapprof.server._child import Generation
+from swapprof.server._record import UpgradeRecord
+from swapprof.server._rundir import RunDir
 
 log = logging.getLogger("swapprof.server")
 
 SPAN_REPORT_WAIT_S = 5.0
 
 
-def telemetry_enabled(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    return (os.environ if env is None else env).get("SWAPPROF_TELEMETRY", "1") != "0"
-
-
 class UpgradeObserver:
-    def __init__(self, run_dir: Path, master: Any) -> None:
+    def __init__(
+        self,
+        run_dir: RunDir,
+        *,
+        serving: Callable[[], Generation | None],
+        generations: Callable[[], Iterable[Generation]],
+    ) -> None:
         from opentelemetry import metrics
 
         from swapprof.hooks._handoff import epoch_ns
         from swapprof.telemetry import configure
 
         self.run_dir = run_dir
-        self.handoff_dir = run_dir / "handoff"
-        self.handoff_dir.mkdir(exist_ok=True)
-        self.telemetry = configure("master", run_dir=run_dir)
+        self.telemetry = configure("master", run_dir=run_dir.path)
         self._epoch = epoch_ns
         self._recorders: dict[int, Any] = {}
         self._finishing: set[asyncio.Task[None]] = set()
@@ -75,23 +73,19 @@ class UpgradeObserver:
 
         meter.create_observable_gauge(
             "swapprof.generation",
-            [gauge(lambda: master.serving.number if master.serving else None)],
+            [gauge(lambda: gen.number if (gen := serving()) is not None else None)],
             description="Number of the serving generation (changes at every successful upgrade)",
         )
         meter.create_observable_gauge(
             "swapprof.generations.alive",
-            [gauge(lambda: sum(1 for g in master.generations.values() if g.alive))],
+            [gauge(lambda: sum(1 for g in generations() if g.alive))],
             description="Generation processes alive",
         )
         meter.create_observable_gauge(
             "swapprof.drain.connections",
             [
                 gauge(
-                    lambda: sum(
-                        g.connections
-                        for g in master.generations.values()
-                        if g.state in ("switching", "draining")
-                    )
+                    lambda: sum(g.connections for g in generations() if g.state in ("switching", "draining"))
                 )
             ],
             description="Connections still open in draining generations",
@@ -116,11 +110,9 @@ class UpgradeObserver:
         recorder = self._recorders.get(record.id)
         if recorder is None:
             return
-        path = self.handoff_dir / f"gen-{old.number}.json"
         with contextlib.suppress(OSError):
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"traceparent": recorder.traceparent, "ready_ns": ready_ns}))
-            tmp.replace(path)
+            context = {"traceparent": recorder.traceparent, "ready_ns": ready_ns}
+            self.run_dir.write_json(self.run_dir.handoff(old.number), context)
 
     def coalesced_request(self) -> None:
         with contextlib.suppress(Exception):

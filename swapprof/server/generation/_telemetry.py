@@ -4,14 +4,21 @@ spans afterwards with those times, so nothing is lost by starting late."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
+from swapprof.server._contract import (
+    ENV_RUN_DIR,
+    ENV_TRACEPARENT,
+    ENV_TRACESTATE,
+    F_SPANS,
+    telemetry_enabled,
+)
 from swapprof.server._notify import Notifier
+from swapprof.server._rundir import RunDir
 
 log = logging.getLogger("swapprof.server")
 
@@ -22,10 +29,10 @@ class GenerationTelemetry:
     ) -> None:
         self.generation = generation
         self.notifier = notifier
-        self.enabled = env.get("SWAPPROF_TELEMETRY", "1") != "0"
-        self.run_dir = env.get("SWAPPROF_RUN_DIR")
-        self.traceparent = env.get("TRACEPARENT")
-        self.tracestate = env.get("TRACESTATE")
+        self.enabled = telemetry_enabled(env)
+        self.run_dir = env.get(ENV_RUN_DIR)
+        self.traceparent = env.get(ENV_TRACEPARENT)
+        self.tracestate = env.get(ENV_TRACESTATE)
         self.telemetry: Any = None
         self.gc: Any = None
         self._lock = threading.Lock()
@@ -85,7 +92,7 @@ class GenerationTelemetry:
             for name, start, end, error in phases:
                 recorder.record_phase(name, epoch_ns(start), epoch_ns(end), error=error, **attrs)
             if self.telemetry.flush():
-                self.notifier.send(SWAPPROF_SPANS=",".join(name for name, *_ in phases))
+                self.notifier.send(**{F_SPANS: ",".join(name for name, *_ in phases)})
         except Exception as exc:
             log.warning("swapprof: recording spans failed: %r", exc)
 
@@ -93,11 +100,12 @@ class GenerationTelemetry:
         """The trace context and READY stamp the master left for this (old) generation."""
         if not self.run_dir:
             return None, None
-        path = Path(self.run_dir) / "handoff" / f"gen-{self.generation}.json"
-        try:
-            data = json.loads(path.read_text())
+        run_dir = RunDir(self.run_dir)
+        path = run_dir.handoff(self.generation)
+        data = run_dir.read_json(path)
+        with contextlib.suppress(OSError):
             path.unlink()
-        except (OSError, ValueError):
+        if not isinstance(data, dict):
             return None, None
         ready = data.get("ready_ns")
         return data.get("traceparent"), ready if isinstance(ready, int) else None

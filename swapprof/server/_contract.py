@@ -1,0 +1,153 @@
+"""What crosses from the master into a generation (and a zygote): one place for every name.
+
+Environment of a generation process (the master writes it with ``GenerationContract.to_env``,
+the generation reads it with ``GenerationContract.from_env``)::
+
+    SWAPPROF_APP=MODULE:ATTR        SWAPPROF_APP_DIR=DIR            SWAPPROF_RUN_DIR=DIR
+    SWAPPROF_READY_TIMEOUT=S        SWAPPROF_DRAIN_TIMEOUT=S        SWAPPROF_DRAIN_GRACE=S
+    SWAPPROF_PROBE_PATH=/PATH       SWAPPROF_APP_METRICS_PATH=/PATH SWAPPROF_DEBUG_TOKEN=T
+    SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
+    SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
+    LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
+
+A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD`` and ``SWAPPROF_PRELOAD_BASE``.
+
+Back from the generation, over sd_notify (``_notify``): ``SWAPPROF_STAGE`` with a
+CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (with READY=1),
+``stopped_accepting``, ``drained``; or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
+STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
+open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). Exit codes: ``EXIT_*``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+# ---------------------------------------------------------------- environment names
+ENV_APP: Final = "SWAPPROF_APP"
+ENV_APP_DIR: Final = "SWAPPROF_APP_DIR"
+ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"
+ENV_READY_TIMEOUT: Final = "SWAPPROF_READY_TIMEOUT"
+ENV_DRAIN_TIMEOUT: Final = "SWAPPROF_DRAIN_TIMEOUT"
+ENV_DRAIN_GRACE: Final = "SWAPPROF_DRAIN_GRACE"
+ENV_PROBE_PATH: Final = "SWAPPROF_PROBE_PATH"
+ENV_APP_METRICS_PATH: Final = "SWAPPROF_APP_METRICS_PATH"
+ENV_DEBUG_TOKEN: Final = "SWAPPROF_DEBUG_TOKEN"
+ENV_MASTER_PID: Final = "SWAPPROF_MASTER_PID"
+ENV_GENERATION: Final = "SWAPPROF_GENERATION"
+ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
+ENV_TELEMETRY: Final = "SWAPPROF_TELEMETRY"
+ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
+ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
+ENV_PRELOAD_BASE: Final = "SWAPPROF_PRELOAD_BASE"
+ENV_LISTEN_FDS: Final = "LISTEN_FDS"
+ENV_LISTEN_PID: Final = "LISTEN_PID"
+ENV_LISTEN_FDNAMES: Final = "LISTEN_FDNAMES"
+ENV_NOTIFY_SOCKET: Final = "NOTIFY_SOCKET"
+ENV_TRACEPARENT: Final = "TRACEPARENT"
+ENV_TRACESTATE: Final = "TRACESTATE"
+PYTHONUNBUFFERED: Final = "PYTHONUNBUFFERED"
+
+# ---------------------------------------------------------------- defaults (the only copy)
+DEFAULT_READY_TIMEOUT: Final = 30.0
+DEFAULT_DRAIN_TIMEOUT: Final = 30.0
+DEFAULT_DRAIN_GRACE: Final = 1.0
+DEFAULT_APP_METRICS_PATH: Final = "/metrics"
+
+# ---------------------------------------------------------------- notify fields and stages
+F_STAGE: Final = "SWAPPROF_STAGE"
+F_T: Final = "SWAPPROF_T"
+F_REASON: Final = "SWAPPROF_REASON"
+F_SPANS: Final = "SWAPPROF_SPANS"
+F_RELOAD: Final = "SWAPPROF_RELOAD"
+F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
+F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
+F_PREFIX: Final = "SWAPPROF_"
+
+STAGE_STARTED: Final = "started"
+STAGE_IMPORTED: Final = "imported"
+STAGE_READY: Final = "ready"
+STAGE_STOPPED_ACCEPTING: Final = "stopped_accepting"
+STAGE_DRAINED: Final = "drained"
+STAGE_FAILED: Final = "failed"
+
+# What a failing generation reports as SWAPPROF_REASON (the master maps them to reason codes).
+FAILURE_IMPORT: Final = "import_error"
+FAILURE_APP_INVALID: Final = "app_invalid"
+FAILURE_PROBE: Final = "probe_failed"
+FAILURE_LIFESPAN: Final = "lifespan_failed"
+FAILURE_NO_SOCKETS: Final = "no_sockets"
+
+# ---------------------------------------------------------------- exit codes of a generation
+EXIT_IMPORT: Final = 3
+EXIT_PROBE: Final = 4
+EXIT_LIFESPAN: Final = 5
+EXIT_NO_SOCKETS: Final = 6
+EXIT_ABANDONED: Final = 7
+EXIT_APP_INVALID: Final = 8
+
+
+@dataclass(frozen=True)
+class GenerationContract:
+    """The settings a generation runs with; the master's config, carried by the environment."""
+
+    app: str
+    run_dir: str
+    master_pid: int = 0
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    drain_grace: float = DEFAULT_DRAIN_GRACE
+    app_dir: str | None = None
+    probe_path: str | None = None
+    app_metrics_path: str = DEFAULT_APP_METRICS_PATH
+    debug_token: str | None = None
+
+    def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) less the master's own listener and
+        notify variables, plus this contract."""
+        base = os.environ if base is None else base
+        env = {k: v for k, v in base.items() if not k.startswith("LISTEN_") and k != ENV_NOTIFY_SOCKET}
+        env.update({
+            ENV_APP: self.app,
+            ENV_RUN_DIR: self.run_dir,
+            ENV_MASTER_PID: str(self.master_pid),
+            ENV_READY_TIMEOUT: repr(self.ready_timeout),
+            ENV_DRAIN_TIMEOUT: repr(self.drain_timeout),
+            ENV_DRAIN_GRACE: repr(self.drain_grace),
+            ENV_APP_METRICS_PATH: self.app_metrics_path,
+            PYTHONUNBUFFERED: "1",
+        })  # fmt: skip
+        for name, value in (
+            (ENV_APP_DIR, self.app_dir),
+            (ENV_PROBE_PATH, self.probe_path),
+            (ENV_DEBUG_TOKEN, self.debug_token),
+        ):
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
+        return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GenerationContract:
+        env = os.environ if env is None else env
+        return cls(
+            app=env[ENV_APP],
+            run_dir=env.get(ENV_RUN_DIR, ""),
+            master_pid=int(env.get(ENV_MASTER_PID, "0") or 0),
+            ready_timeout=float(env.get(ENV_READY_TIMEOUT, DEFAULT_READY_TIMEOUT)),
+            drain_timeout=float(env.get(ENV_DRAIN_TIMEOUT, DEFAULT_DRAIN_TIMEOUT)),
+            drain_grace=float(env.get(ENV_DRAIN_GRACE, DEFAULT_DRAIN_GRACE)),
+            app_dir=env.get(ENV_APP_DIR) or None,
+            probe_path=env.get(ENV_PROBE_PATH) or None,
+            app_metrics_path=env.get(ENV_APP_METRICS_PATH, DEFAULT_APP_METRICS_PATH),
+            debug_token=env.get(ENV_DEBUG_TOKEN) or None,
+        )
+
+
+def telemetry_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``SWAPPROF_TELEMETRY=0`` turns swapprof's own telemetry off in every process."""
+    return (os.environ if env is None else env).get(ENV_TELEMETRY, "1") != "0"

@@ -1,0 +1,92 @@
+"""The run directory: every file a master and its generations share, and every write to it.
+
+::
+
+    RUN_DIR/control.sock          the master's control socket (0600)
+    RUN_DIR/master.pid            the master's pid, while it runs
+    RUN_DIR/state.json            addresses, serving generation, debug address (atomic rewrite)
+    RUN_DIR/upgrades.jsonl        one line per ended upgrade
+    RUN_DIR/spans.jsonl           the embedded span file (swapprof.telemetry)
+    RUN_DIR/handoff/gen-N.json    the trace context generation N records switch/drain/exit under
+    RUN_DIR/handoff/reload-N.json the modules ``ctl reload`` asks generation N to reload
+
+Writes are atomic (a temporary file renamed over the target) where a reader may look at any
+time. The master writes; generations only read their handoff files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RUN_DIR = ".swapprof"
+CONTROL_NAME = "control.sock"
+PID_NAME = "master.pid"
+STATE_NAME = "state.json"
+UPGRADES_NAME = "upgrades.jsonl"
+HANDOFF_DIR = "handoff"
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).resolve()
+
+    # -- paths -------------------------------------------------------------------------------
+    @property
+    def control(self) -> Path:
+        return self.path / CONTROL_NAME
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / PID_NAME
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE_NAME
+
+    @property
+    def upgrades(self) -> Path:
+        return self.path / UPGRADES_NAME
+
+    def handoff(self, generation: int) -> Path:
+        return self.path / HANDOFF_DIR / f"gen-{generation}.json"
+
+    def reload_request(self, generation: int) -> Path:
+        return self.path / HANDOFF_DIR / f"reload-{generation}.json"
+
+    # -- writes ------------------------------------------------------------------------------
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_json(self, path: Path, value: Any, indent: int | None = None) -> None:
+        """Replace ``path`` atomically with ``value`` as JSON."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(value, indent=indent) + "\n")
+        tmp.replace(path)
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        self.write_json(self.state, state, indent=2)
+
+    def write_pid(self) -> None:
+        self.pid_file.write_text(f"{os.getpid()}\n")
+
+    def append_upgrade(self, record: dict[str, Any]) -> None:
+        with open(self.upgrades, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def remove_master_files(self) -> None:
+        for path in (self.control, self.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    # -- reads (generation side) ---------------------------------------------------------------
+    def read_json(self, path: Path) -> Any:
+        """The JSON in ``path``, or None when it is missing or not JSON."""
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None

@@ -1,0 +1,3 @@
+from swapprof.server.zygote._main import main
+
+raise SystemExit(main())

@@ -16,6 +16,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from swapprof._errors import ConfigError, ListenerError
+from swapprof.server._contract import ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS, ENV_LISTEN_PID
 
 SD_LISTEN_FDS_START = 3
 BACKLOG = 2048
@@ -146,12 +147,12 @@ def inherit(env: MutableMapping[str, str]) -> list[tuple[str, socket.socket]] | 
     The LISTEN_* variables are removed from ``env`` once read, as sd_listen_fds(1) does, so
     they are not passed on by accident.
     """
-    count_text = env.get("LISTEN_FDS")
+    count_text = env.get(ENV_LISTEN_FDS)
     if count_text is None:
         return None
-    pid_text = env.get("LISTEN_PID", "")
-    names_text = env.get("LISTEN_FDNAMES", "")
-    for key in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+    pid_text = env.get(ENV_LISTEN_PID, "")
+    names_text = env.get(ENV_LISTEN_FDNAMES, "")
+    for key in (ENV_LISTEN_FDS, ENV_LISTEN_PID, ENV_LISTEN_FDNAMES):
         env.pop(key, None)
     if pid_text and pid_text != str(os.getpid()):
         return None  # meant for another process (our parent), as libsystemd decides
@@ -178,9 +179,9 @@ def inherit(env: MutableMapping[str, str]) -> list[tuple[str, socket.socket]] | 
 def listen_env(names: list[str], pid: int, base: Mapping[str, str]) -> dict[str, str]:
     """Environment that hands ``len(names)`` sockets at fds 3... to process ``pid``."""
     env = dict(base)
-    env["LISTEN_FDS"] = str(len(names))
-    env["LISTEN_PID"] = str(pid)
-    env["LISTEN_FDNAMES"] = ":".join(names)
+    env[ENV_LISTEN_FDS] = str(len(names))
+    env[ENV_LISTEN_PID] = str(pid)
+    env[ENV_LISTEN_FDNAMES] = ":".join(names)
     return env
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES
+from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES, REQUESTED, ROLLBACK, SPAWN
 from swapprof.server._child import Generation
 from swapprof.server._record import UpgradeRecord
 from swapprof.server._rundir import RunDir
@@ -26,6 +26,7 @@ from swapprof.server._rundir import RunDir
 log = logging.getLogger("swapprof.server")
 
 SPAN_REPORT_WAIT_S = 5.0
+MASTER_PHASES = frozenset({REQUESTED, SPAWN, ROLLBACK})  # the master's own; others it records for a child
 
 
 class UpgradeObserver:
@@ -165,9 +166,7 @@ class UpgradeObserver:
             if by_child:
                 continue
             error = record.detail if name == "rollback" else None
-            extra: dict[str, object] = (
-                {} if name in ("requested", "spawn", "rollback") else {"swapprof.recorded_by": "master"}
-            )
+            extra: dict[str, object] = {} if name in MASTER_PHASES else {"swapprof.recorded_by": "master"}
             if name == "spawn":
                 extra["swapprof.spawn_mode"] = record.info.get("spawn_mode", "exec")
                 extra["swapprof.spare"] = bool(record.info.get("spare"))

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from swapprof._errors import SwapprofError
+from swapprof.server._contract import ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS, ENV_LISTEN_PID
 from swapprof.server._fds import SD_LISTEN_FDS_START
 from swapprof.server._libc import libc
 
@@ -45,8 +46,8 @@ def spawn(
     """Fork and exec ``argv`` with ``listeners`` at fds 3.. and then ``extra_fds`` right after
     them (not counted in LISTEN_FDS); raise SpawnError on failure."""
     env = {k: v for k, v in env.items() if not k.startswith("LISTEN_")}
-    env["LISTEN_FDS"] = str(len(listeners))
-    env["LISTEN_FDNAMES"] = ":".join(names)
+    env[ENV_LISTEN_FDS] = str(len(listeners))
+    env[ENV_LISTEN_FDNAMES] = ":".join(names)
     env_items = list(env.items())
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -113,7 +114,7 @@ def _child(
         os.closerange(keep_from, err_w)
         os.closerange(err_w + 1, 1 << 20)
         env = dict(env_items)
-        env["LISTEN_PID"] = str(os.getpid())
+        env[ENV_LISTEN_PID] = str(os.getpid())
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.execve(executable, argv, env)
     except OSError as exc:

@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from swapprof.server._contract import ENV_GENERATION
+
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-GENERATION = int(os.environ.get("SWAPPROF_GENERATION", "0"))
+GENERATION = int(os.environ.get(ENV_GENERATION, "0"))
 MAX_MS = 60_000
 MAX_KB = 1_048_576
 _kept: list[bytearray] = []

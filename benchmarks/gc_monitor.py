@@ -42,8 +42,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 
-from swapprof.hooks import GCMonitor
-from swapprof.hooks._ring import PauseRing
+from swapprof.gc import GCMonitor
+from swapprof.gc._ring import PauseRing
 
 
 class Item:

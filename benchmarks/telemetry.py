@@ -25,8 +25,7 @@ def phase_cost(n: int = 20000) -> dict[str, float]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from swapprof.hooks._handoff import HandoffRecorder
-    from swapprof.telemetry import JsonLinesSpanExporter
+    from swapprof.telemetry import HandoffRecorder, JsonLinesSpanExporter
 
     with tempfile.TemporaryDirectory() as tmp:
         provider = TracerProvider()

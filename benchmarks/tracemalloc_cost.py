@@ -37,7 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, precompile, table, write
 
-from swapprof.hooks import DEFAULT_TRACEMALLOC_FRAMES, ReloadTracker, _traces
+from swapprof.reload import ReloadTracker, _tracemalloc
+from swapprof.reload._memory import DEFAULT_TRACEMALLOC_FRAMES
 
 DEPTHS: tuple[int, ...] = (0, 1, 4, 16, 64)  # 0 = not tracing
 DOC_TEXT = json.dumps({"users": [{"id": i, "name": f"u{i}", "tags": ["a", "b"]} for i in range(50)]})
@@ -125,7 +126,7 @@ def memory_and_snapshot(objects: int = 30_000) -> dict[str, Any]:
         t1 = time.process_time()
         stats = snapshot.statistics("traceback")
         t2 = time.process_time()
-        _traces.group(snapshot)
+        _tracemalloc.group(snapshot)
         t3 = time.process_time()
         tracemalloc.stop()
         out[str(depth)] = {

@@ -20,14 +20,15 @@ from swapprof._errors import (
 from swapprof._version import __version__
 
 if TYPE_CHECKING:
-    from swapprof.hooks import GCMonitor, ReloadError, ReloadTracker
-    from swapprof.hooks._handoff import HandoffRecorder
+    from swapprof.gc import GCMonitor
+    from swapprof.reload import ReloadError, ReloadTracker
+    from swapprof.telemetry import HandoffRecorder
 
 _LAZY = {
-    "HandoffRecorder": "swapprof.hooks._handoff",
-    "GCMonitor": "swapprof.hooks",
-    "ReloadError": "swapprof.hooks",
-    "ReloadTracker": "swapprof.hooks",
+    "HandoffRecorder": "swapprof.telemetry",
+    "GCMonitor": "swapprof.gc",
+    "ReloadError": "swapprof.reload",
+    "ReloadTracker": "swapprof.reload",
 }
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 They are stable names: span names, metric labels, bench output, dashboards, alert rules and the
 CI gate depend on them. This module is the only place they are spelled out; the server, the
-hooks, the telemetry, the gate and the demo import them from here.
+upgrade recorder and the rest of the telemetry, the gate and the demo import them from here.
 
 Phases of one upgrade (``DISPLAY_ORDER`` is the order reports draw them in)::
 

@@ -57,7 +57,8 @@ import time
 
 import faultyapp  # FAULT=import makes this import fail: a rollback
 import reloadme
-from swapprof.hooks import GCMonitor, ReloadTracker
+from swapprof.gc import GCMonitor
+from swapprof.reload import ReloadTracker
 
 HERE = pathlib.Path(__file__).parent
 MONITOR = GCMonitor().install()

@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from swapprof._errors import ConfigError
-from swapprof.hooks import GCMonitor, _ring, installed_monitor
-from swapprof.hooks._ring import PauseRing
+from swapprof.gc import GCMonitor, _ring, installed_monitor
+from swapprof.gc._ring import PauseRing
 
 
 class Cycle:
@@ -58,7 +58,7 @@ def minus(a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> list[
 
 
 def test_nothing_is_installed_on_import() -> None:
-    code = "import gc, tracemalloc, swapprof.hooks; print(len(gc.callbacks), tracemalloc.is_tracing())"
+    code = "import gc, tracemalloc, swapprof.gc, swapprof.reload; print(len(gc.callbacks), tracemalloc.is_tracing())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "False"]
 

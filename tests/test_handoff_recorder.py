@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from swapprof.hooks._handoff import HandoffRecorder
+from swapprof.telemetry import HandoffRecorder
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_child_continues_the_trace_through_traceparent(providers) -> None:  # ty
     recorder = HandoffRecorder.start(tracer_provider=tp, meter_provider=mp)
     env = recorder.child_env({"PATH": "/usr/bin:/bin"})
     assert env["TRACEPARENT"].startswith("00-" + recorder.trace_id)
-    code = "from swapprof.hooks._handoff import HandoffRecorder\nprint(HandoffRecorder.from_env().trace_id)\n"
+    code = "from swapprof.telemetry import HandoffRecorder\nprint(HandoffRecorder.from_env().trace_id)\n"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
     )

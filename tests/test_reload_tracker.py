@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from swapprof._errors import ConfigError, SwapprofError
-from swapprof.hooks import ReloadError, ReloadTracker
+from swapprof.reload import ReloadError, ReloadTracker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reload_leak"
 PAYLOAD = 200_000  # bytes each example version allocates (PAYLOAD_BYTES in the example)

@@ -14,12 +14,12 @@ import subprocess
 import sys
 import time
 
-from swapprof.hooks._handoff import HandoffRecorder
+from swapprof import HandoffRecorder
 from swapprof.telemetry import configure
 
 CHILD = """
 import sys, time
-from swapprof.hooks._handoff import HandoffRecorder
+from swapprof import HandoffRecorder
 from swapprof.telemetry import configure
 
 telemetry = configure("generation", generation=2, span_file="spans.jsonl")

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from swapprof.hooks import ReloadTracker
+from swapprof import ReloadTracker
 
 RELOADS = 8
 

@@ -18,12 +18,13 @@ import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass
 
-from swapprof.hooks import _traces
-from swapprof.hooks._records import AllocationSite
+from swapprof.reload import _tracemalloc
+from swapprof.reload._records import AllocationSite
 
 #: one frame: an allocation site is a line; more frames show callers, at the cost above
 DEFAULT_TRACEMALLOC_FRAMES = 1
-_OWN = "swapprof.hooks."  # types of the measurement itself, left out of object deltas
+# types of the measurement itself, left out of object deltas
+_OWN = ("swapprof.reload.", "swapprof.gc.", "swapprof.telemetry.")
 
 
 def rss_bytes() -> int | None:
@@ -66,7 +67,7 @@ class Side:
 
     rss: int | None
     traced: int
-    sites: _traces.Sites
+    sites: _tracemalloc.Sites
     types: dict[str, int]
     growth: tuple[AllocationSite, ...] = ()
 
@@ -84,9 +85,9 @@ def measure(tracing: bool, count_types: bool, before: Side | None = None, top: i
         for kind, seen in by_type.items():
             types[_type_name(kind)] = types.get(_type_name(kind), 0) + len(seen)
         del by_type, kind
-    groups = _traces.group(tracemalloc.take_snapshot()) if tracing else {}
-    sites = _traces.sites(groups)
-    growth = _traces.top_growth(groups, before.sites, top) if before is not None else ()
+    groups = _tracemalloc.group(tracemalloc.take_snapshot()) if tracing else {}
+    sites = _tracemalloc.sites(groups)
+    growth = _tracemalloc.top_growth(groups, before.sites, top) if before is not None else ()
     del groups
     return Side(rss_bytes(), sum(size for size, _ in sites.values()), sites, types, growth)
 

@@ -22,20 +22,20 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from swapprof._errors import ConfigError, SwapprofError
-from swapprof.hooks import _memory
-from swapprof.hooks._gc import GCMonitor, installed_monitor
-from swapprof.hooks._otel import get_tracer, guarded
-from swapprof.hooks._records import ReloadRecord, ReloadSummary
-from swapprof.hooks._reload_telemetry import (
+from swapprof.gc._monitor import GCMonitor, installed_monitor
+from swapprof.gc._span_events import add_pause_events
+from swapprof.reload import _memory
+from swapprof.reload._records import ReloadRecord, ReloadSummary
+from swapprof.reload._stale import VersionLedger
+from swapprof.reload._telemetry import (
     INSTRUMENTS,
     ReloadInstruments,
     end_span,
     end_span_abruptly,
     start_span,
 )
-from swapprof.hooks._span_events import add_pause_events
-from swapprof.hooks._stale import VersionLedger
-from swapprof.hooks._verdict import Settings, summarize
+from swapprof.reload._verdict import Settings, summarize
+from swapprof.telemetry._api import get_tracer, guarded
 
 _SAMPLES_KEPT = 10_000
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from opentelemetry.trace import Span
 
-from swapprof.hooks._otel import guarded
-from swapprof.hooks._ring import GCPause
+from swapprof.gc._ring import GCPause
+from swapprof.telemetry._api import guarded
 
 
 def pause_event_name(pause: GCPause, during: str = "") -> str:

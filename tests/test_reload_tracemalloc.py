@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from swapprof.hooks import _traces
+from swapprof.reload import _tracemalloc
 
 
 def allocate() -> list[bytearray]:
@@ -18,18 +18,18 @@ def test_fast_grouping_matches_the_public_statistics() -> None:
         snapshot = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-    fast = _traces.group(snapshot)
+    fast = _tracemalloc.group(snapshot)
     snapshot.traces._traces = tuple(snapshot.traces._traces)  # type: ignore[attr-defined]  # force the fallback
-    public = _traces.group(snapshot)
+    public = _tracemalloc.group(snapshot)
     assert fast == public
     ours = [(frames, entry) for frames, entry in fast.items() if frames[0][0] == __file__]
     assert any(entry[0] >= 50_000 and entry[1] >= 50 for _, entry in ours)
-    assert all(not _traces.own(frames[0][0]) for frames in fast)
+    assert all(not _tracemalloc.own(frames[0][0]) for frames in fast)
     assert len(kept) == 50
 
 
 def test_top_growth_formats_only_what_grew() -> None:
     groups = {(("a.py", 1), ("b.py", 2)): [500, 5], (("c.py", 3),): [100, 1]}
-    before = _traces.sites({(("c.py", 3),): [100, 1]})
-    (site,) = _traces.top_growth(groups, before, 10)
+    before = _tracemalloc.sites({(("c.py", 3),): [100, 1]})
+    (site,) = _tracemalloc.top_growth(groups, before, 10)
     assert site.frames == ("a.py:1", "b.py:2") and site.size_diff == 500 and site.count_diff == 5

@@ -6,7 +6,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
-from swapprof.hooks._ring import GENERATIONS
+from swapprof.gc._ring import GENERATIONS
 
 #: Upper bounds (seconds) of ``cpython.gc.duration`` buckets: 0.1 ms up to 1 s.
 GC_PAUSE_BUCKETS: tuple[float, ...] = (

@@ -1,4 +1,6 @@
-"""OpenTelemetry plumbing shared by the hooks: API-only access and "never raise into the host".
+"""How swapprof's recorders reach OpenTelemetry: API-only access and "never raise into the host".
+
+Shared by reload tracking (``swapprof.reload``) and the GC monitor (``swapprof.gc``).
 
 Observable instruments cannot be unregistered, and an SDK meter hands back the first instrument
 (with its callbacks) when a name is registered twice. So each meter provider gets one set of
@@ -21,7 +23,7 @@ from swapprof._version import __version__
 
 SCOPE = "swapprof"
 
-log = logging.getLogger("swapprof.hooks")
+log = logging.getLogger("swapprof.telemetry")
 
 T = TypeVar("T")
 

@@ -11,9 +11,8 @@ from typing import ClassVar
 import pytest
 
 from swapprof._errors import ConfigError
-from swapprof.hooks._referrers import referrer_paths
-from swapprof.hooks._stats import drift, t_critical
-from swapprof.hooks._verdict import Settings, summarize
+from swapprof.reload._referrers import referrer_paths
+from swapprof.reload._verdict import Settings, drift, summarize, t_critical
 
 
 @pytest.mark.parametrize(

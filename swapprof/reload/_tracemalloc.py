@@ -14,19 +14,21 @@ import os
 import tracemalloc
 from collections.abc import Sequence
 
-from swapprof.hooks._records import AllocationSite
+from swapprof.reload._records import AllocationSite
 
 Frames = tuple[tuple[str, int], ...]  # (filename, lineno), innermost first
 Groups = dict[Frames, list[int]]  # frames -> [bytes, blocks]
 Sites = dict[int, tuple[int, int]]  # hash of frames -> (bytes, blocks)
 
-_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SWAPPROF = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The measurement: reload tracking, the GC monitor it reads pauses from, the telemetry it reports to.
+_OWN_DIRS = tuple(os.path.join(_SWAPPROF, sub) + os.sep for sub in ("reload", "gc", "telemetry"))
 _TRACEMALLOC = tracemalloc.__file__
 
 
 def own(filename: str) -> bool:
-    """Allocated by the measurement itself (tracemalloc or this package)."""
-    return filename == _TRACEMALLOC or filename.startswith(_HERE) or filename == "<unknown>"
+    """Allocated by the measurement itself (tracemalloc, reload tracking, GC monitor, telemetry)."""
+    return filename == _TRACEMALLOC or filename.startswith(_OWN_DIRS) or filename == "<unknown>"
 
 
 def group(snapshot: tracemalloc.Snapshot) -> Groups:

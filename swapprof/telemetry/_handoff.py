@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
@@ -33,7 +34,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from swapprof._vocabulary import check_phase
 
-log = logging.getLogger("swapprof.hooks")
+log = logging.getLogger("swapprof.telemetry")
 
 ROOT_SPAN = "swapprof.upgrade"
 ENV_TRACEPARENT = "TRACEPARENT"
@@ -237,14 +238,15 @@ class HandoffRecorder:
 
 def _gc_events(span: Span, phase: str, start_ns: int, end_ns: int) -> None:
     """GC pauses that overlapped the phase become events on its span ("gc gen 2, 12.3 ms,
-    during import"), when a GCMonitor is installed in this process."""
-    import sys
+    during import"), when a GCMonitor is installed in this process.
 
-    if "swapprof.hooks._gc" not in sys.modules:
-        return  # no monitor can be installed: do not import it just to find out
-    from swapprof.hooks._gc import installed_monitor
-
-    monitor = installed_monitor()
+    The monitor module is looked up, never imported: if it is not loaded, no monitor can be
+    installed, and the GC package (which records through this one) stays out of its imports.
+    """
+    module = sys.modules.get("swapprof.gc._monitor")
+    if module is None:
+        return
+    monitor = module.installed_monitor()
     if monitor is None:
         return
     offset = time.time_ns() - time.perf_counter_ns()  # epoch ns -> the monitor's clock

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from swapprof.hooks._ring import GCPause
+from swapprof.gc._ring import GCPause
 
 Outcome = Literal["ok", "failed"]
 Verdict = Literal["leaking", "not leaking", "insufficient data"]

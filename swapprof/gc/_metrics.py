@@ -16,8 +16,8 @@ from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from swapprof.hooks._histogram import GC_PAUSE_BUCKETS
-from swapprof.hooks._otel import PerProvider, guarded
+from swapprof.gc._histogram import GC_PAUSE_BUCKETS
+from swapprof.telemetry._api import PerProvider, guarded
 
 GC_DURATION = "cpython.gc.duration"
 GC_COLLECTIONS = "cpython.gc.collections"

@@ -12,8 +12,8 @@ import weakref
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from swapprof.hooks._records import StaleObject
-from swapprof.hooks._referrers import referrer_paths
+from swapprof.reload._records import StaleObject
+from swapprof.reload._referrers import referrer_paths
 
 Kind = Literal["function", "class"]
 Entry = tuple[weakref.ref[Any], str, Kind]

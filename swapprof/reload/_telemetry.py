@@ -18,8 +18,8 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
-from swapprof.hooks._otel import PerProvider, guarded
-from swapprof.hooks._records import ReloadRecord, ReloadSummary
+from swapprof.reload._records import ReloadRecord, ReloadSummary
+from swapprof.telemetry._api import PerProvider, guarded
 
 RELOADS = "swapprof.reloads"
 MEMORY_GROWTH = "swapprof.reload.memory.growth"

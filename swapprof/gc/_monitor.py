@@ -20,11 +20,11 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span
 
 from swapprof._errors import ConfigError
-from swapprof.hooks._gc_metrics import GENERATION_ATTRIBUTES, INSTRUMENTS, GCInstruments
-from swapprof.hooks._histogram import PauseHistogram
-from swapprof.hooks._otel import guarded
-from swapprof.hooks._ring import GENERATIONS, GCPause, PauseRing
-from swapprof.hooks._span_events import add_pause_events
+from swapprof.gc._histogram import PauseHistogram
+from swapprof.gc._metrics import GENERATION_ATTRIBUTES, INSTRUMENTS, GCInstruments
+from swapprof.gc._ring import GENERATIONS, GCPause, PauseRing
+from swapprof.gc._span_events import add_pause_events
+from swapprof.telemetry._api import guarded
 
 DEFAULT_CAPACITY = 4096
 _installed: list[GCMonitor] = []  # install order; the last one is the "current" monitor

@@ -20,7 +20,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from swapprof.hooks import GC_PAUSE_BUCKETS, GCMonitor, ReloadTracker
+from swapprof.gc import GCMonitor
+from swapprof.gc._histogram import GC_PAUSE_BUCKETS
+from swapprof.reload import ReloadTracker
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "reload_leak"
 

@@ -1,0 +1,45 @@
+"""In-place reload tracking: memory growth per reload, stale versions, and a leak verdict.
+
+``ReloadTracker`` starts tracemalloc only when it is created (and stops it on ``close()`` if it
+started it); nothing is installed on import. Names are imported on first use (PEP 562), so a
+generation that imports a sibling module does not pay for OpenTelemetry or tracemalloc.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swapprof.reload._records import AllocationSite, ReloadRecord, ReloadSummary, StaleObject
+    from swapprof.reload._tracker import ReloadError, ReloadTracker
+
+_WHERE = {
+    "AllocationSite": "_records",
+    "ReloadError": "_tracker",
+    "ReloadRecord": "_records",
+    "ReloadSummary": "_records",
+    "ReloadTracker": "_tracker",
+    "StaleObject": "_records",
+}
+
+__all__ = [
+    "AllocationSite",
+    "ReloadError",
+    "ReloadRecord",
+    "ReloadSummary",
+    "ReloadTracker",
+    "StaleObject",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

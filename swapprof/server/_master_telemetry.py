@@ -39,8 +39,8 @@ class UpgradeObserver:
     ) -> None:
         from opentelemetry import metrics
 
-        from swapprof.hooks._handoff import epoch_ns
         from swapprof.telemetry import configure
+        from swapprof.telemetry._handoff import epoch_ns
 
         self.run_dir = run_dir
         self.telemetry = configure("master", run_dir=run_dir.path)
@@ -94,7 +94,7 @@ class UpgradeObserver:
 
     # -- per upgrade ---------------------------------------------------------------------------
     def begin(self, record: UpgradeRecord) -> None:
-        from swapprof.hooks._handoff import HandoffRecorder
+        from swapprof.telemetry._handoff import HandoffRecorder
 
         self._recorders[record.id] = HandoffRecorder.start(
             start_ns=self._epoch(record.requested_ns),

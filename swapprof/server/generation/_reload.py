@@ -66,7 +66,8 @@ class GenerationReloader:
         return result
 
     def _tracked(self, modules: tuple[str, ...]) -> dict[str, Any]:
-        from swapprof.hooks import ReloadError, ReloadTracker, installed_monitor
+        from swapprof.gc import installed_monitor
+        from swapprof.reload import ReloadError, ReloadTracker
 
         tracker = self.trackers.get(modules)
         if tracker is None:

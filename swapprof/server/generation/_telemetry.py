@@ -51,7 +51,7 @@ class GenerationTelemetry:
             from swapprof.telemetry import configure
 
             self.telemetry = configure("generation", self.generation, run_dir=self.run_dir)
-            from swapprof.hooks import GCMonitor
+            from swapprof.gc import GCMonitor
 
             self.gc = GCMonitor().install()
             generation = self.generation
@@ -71,7 +71,7 @@ class GenerationTelemetry:
         return snapshot
 
     def _recorder(self, traceparent: str | None) -> Any:
-        from swapprof.hooks._handoff import HandoffRecorder
+        from swapprof.telemetry._handoff import HandoffRecorder
 
         return HandoffRecorder.from_traceparent(traceparent, self.tracestate, record_metrics=False)
 
@@ -86,7 +86,7 @@ class GenerationTelemetry:
         if self.telemetry is None:
             return
         try:
-            from swapprof.hooks._handoff import epoch_ns
+            from swapprof.telemetry._handoff import epoch_ns
 
             recorder = self._recorder(traceparent)
             for name, start, end, error in phases:

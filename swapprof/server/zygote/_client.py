@@ -34,7 +34,7 @@ BASE_PRELOAD = (
     "uvicorn.lifespan.on",
     "uvicorn.loops.asyncio",
     "swapprof.telemetry._setup",
-    "swapprof.hooks._handoff",
+    "swapprof.telemetry._handoff",
     "opentelemetry.sdk.trace",
     "opentelemetry.sdk.metrics",
     "opentelemetry.exporter.prometheus",

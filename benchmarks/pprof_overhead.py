@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from swapprof.pprof import Profile, ProfileError, cpu_profile
+from swapprof.pprof import Profile, ProfileError, cpu_profile, encode_profile
 from swapprof.pprof._cpu import Sampler
 from swapprof.pprof._proto import encode_raw
 from swapprof.pprof._pyspy import find_pyspy
@@ -137,7 +137,7 @@ def encoding() -> dict[str, float | int]:
         walls, cpus = [], []
         for _ in range(3):
             wall, cpu = time.perf_counter(), time.process_time()
-            data = profile.encode()
+            data = encode_profile(profile)
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
         raw_wall = time.perf_counter()

@@ -1,12 +1,19 @@
-"""``swapprof demo`` (``make demo``): start the reference server, drive load, upgrade it live."""
+"""``swapprof demo`` (``make demo``): start the reference server, drive load, upgrade it live.
+
+``swapprof.cli`` calls ``add_parser`` and ``run`` (exit 0 when every upgrade succeeded with no
+failed request, else 1); ``run_demo`` is the same for code and tests.
+"""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 from typing import Any
 
+from swapprof._argtypes import Subparsers
+from swapprof._argtypes import count as _count
 from swapprof._vocabulary import DISPLAY_ORDER
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.testing import ServerProcess
@@ -102,3 +109,20 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None, zyg
         )
     say("swapprof demo: " + ("all upgrades succeeded with zero failed requests" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="start the server, drive load, hot-upgrade it, print the report"
+    )
+    demo.add_argument(
+        "--upgrades", type=_count, default=3, metavar="N", help="number of upgrades (default 3)"
+    )
+    demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
+    demo.add_argument(
+        "--no-zygote", dest="zygote", action="store_false", help="skip the second run with --preload"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_demo(upgrades=args.upgrades, run_dir=args.run_dir, zygote=args.zygote)

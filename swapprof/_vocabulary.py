@@ -93,6 +93,12 @@ REASONS: Final = (
     REASON_COALESCED,
 )
 
+# ---------------------------------------------------------------- the run directory
+ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"
+DEFAULT_RUN_DIR: Final = ".swapprof"
+"""Where a master (or an integration) keeps its state, records and span file; every command
+that reads one takes ``--run-dir``, then ``$SWAPPROF_RUN_DIR``, then this."""
+
 # ---------------------------------------------------------------- triggers
 TRIGGER_STARTUP: Final = "startup"
 TRIGGER_SIGNAL: Final = "signal"

@@ -110,3 +110,23 @@ def test_version() -> None:
         [sys.executable, "-m", "swapprof", "--version"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and proc.stdout.strip() == __version__
+
+
+def test_every_subcommand_module_parses_and_runs_what_the_table_says() -> None:
+    from swapprof.cli import COMMANDS, build_parser, subcommand_parsers
+
+    parsers = subcommand_parsers(build_parser())
+    assert [name for name in parsers if " " not in name] == list(COMMANDS)
+    assert {
+        "ctl status",
+        "ctl upgrade",
+        "ctl reload",
+        "ctl stop",
+        "dashboards export",
+        "dashboards push",
+    } <= set(parsers)
+    assert parsers["ctl upgrade"].prog == "swapprof ctl upgrade"
+    flags = {opt for action in parsers["serve"]._actions for opt in action.option_strings}
+    assert {"--bind", "--preload", "--no-spare", "--debug-token"} <= flags
+    for module in COMMANDS.values():
+        assert callable(module.add_parser) and callable(module.run)

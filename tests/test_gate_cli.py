@@ -10,13 +10,13 @@ import pytest
 
 from swapprof._errors import ConfigError
 from swapprof.gate import write_results
-from swapprof.gate._cli import add_parsers, make_config, make_target, run_gate
+from swapprof.gate._cli import add_parser, make_config, make_target, run_gate
 from tests.test_gate_compare import BASE, make_doc
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="swapprof")
-    add_parsers(parser.add_subparsers(dest="command"))
+    add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(argv)
 
 

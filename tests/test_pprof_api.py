@@ -28,6 +28,7 @@ PUBLIC = {
     "ProfilingInUseError",
     "asgi_app",
     "cpu_profile",
+    "encode_profile",
     "flame_html",
     "goroutine_dump",
     "goroutine_profile",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from swapprof.pprof import Profile, ProfileFormatError, read_profile
+from swapprof.pprof import Profile, ProfileFormatError, encode_profile, read_profile
 from swapprof.pprof._proto import encode_raw, varint
 
 # message -> fields (name, number, type, repeated, message type), from google/pprof profile.proto
@@ -92,7 +92,7 @@ def sample_profile() -> Profile:
 
 
 def test_invariants_seen_by_protobuf(proto_profile: Any) -> None:
-    message = proto_profile.FromString(gzip.decompress(sample_profile().encode()))
+    message = proto_profile.FromString(gzip.decompress(encode_profile(sample_profile())))
     strings = list(message.string_table)
     assert strings[0] == ""
     assert [(strings[v.type], strings[v.unit]) for v in message.sample_type] == [
@@ -129,7 +129,7 @@ def test_invariants_seen_by_protobuf(proto_profile: Any) -> None:
 
 def test_round_trip_through_reader() -> None:
     original = sample_profile()
-    back = read_profile(original.encode())
+    back = read_profile(encode_profile(original))
     assert back.sample_types == original.sample_types and back.period == original.period
     assert back.comments == ["hello"] and back.duration_nanos == original.duration_nanos
     assert back.samples == {k: v for k, v in original.samples.items() if any(v)}
@@ -140,7 +140,7 @@ def test_negative_values_survive(proto_profile: Any) -> None:
     profile = Profile([("inuse_space", "bytes")], ("space", "bytes"), 1)
     profile.add((("f", "/a.py", 1, 2),), [-4096])
     assert varint(-1) == b"\xff" * 9 + b"\x01"
-    assert read_profile(profile.encode()).totals() == [-4096]
+    assert read_profile(encode_profile(profile)).totals() == [-4096]
     assert list(proto_profile.FromString(encode_raw(profile)).sample[0].value) == [-4096]
 
 
@@ -164,5 +164,5 @@ def test_many_samples_encode_and_decode() -> None:
     for i in range(20_000):
         stack = tuple(frames[(i * 7 + d) % 500] for d in range(12))
         profile.add(stack, [1, 10_000_000], (("thread_id", str(i % 16)),))
-    back = read_profile(profile.encode())
+    back = read_profile(encode_profile(profile))
     assert back.totals() == profile.totals() and len(back.samples) == len(profile.samples)

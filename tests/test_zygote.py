@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._process import wait_pid_gone
-from swapprof.cli import format_status, format_upgrade
 from swapprof.gate import LoadGenerator, error_counts
+from swapprof.server._cli_format import format_status, format_upgrade
 from swapprof.telemetry import read_spans
 from swapprof.testing import ServerProcess
 from tests._apps import write_faulty_app

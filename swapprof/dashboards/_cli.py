@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from swapprof._argtypes import Subparsers
 from swapprof._argtypes import seconds as _seconds
 from swapprof.dashboards._export import export, stale
 from swapprof.dashboards._push import DEFAULT_FOLDER, DEFAULT_TIMEOUT, ENV_TOKEN, push
@@ -16,7 +17,7 @@ from swapprof.dashboards._push import DEFAULT_FOLDER, DEFAULT_TIMEOUT, ENV_TOKEN
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "dashboards", help="export or push the Grafana dashboards and Prometheus rules"
     )

@@ -1,7 +1,7 @@
 """``swapprof bench`` and ``swapprof gate``: the library side of the commands.
 
-``add_parsers`` adds both subcommands; ``run_bench`` / ``run_gate`` return an exit code
-(gate: 0 pass, 1 regression) and raise ``ConfigError`` on bad input (the CLI exits 2) or
+``add_parser`` adds both subcommands and ``run`` runs the parsed one; ``run_bench`` /
+``run_gate`` return an exit code (gate: 0 pass, 1 regression) and raise ``ConfigError`` on bad input (the CLI exits 2) or
 ``SwapprofError`` when a target cannot be run (exit 1). They never exit themselves.
 """
 
@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from swapprof._argtypes import Subparsers
 from swapprof._errors import ConfigError
 from swapprof.gate import _bench
 from swapprof.gate._cli_args import add_bench_options, add_gate_options
@@ -28,7 +29,7 @@ DEMO_MIX = (("/", 9.0), ("/slow?ms=50", 1.0))
 ENV_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
-def add_parsers(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Add ``bench`` and ``gate`` to ``swapprof``'s subparsers."""
     bench = subparsers.add_parser(
         "bench",
@@ -44,6 +45,10 @@ def add_parsers(subparsers: Any) -> None:
         "latency during upgrades judged by a bootstrap confidence bound. Exit 0 pass, 1 regression, 2 bad input.",
     )
     add_gate_options(gate)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_bench(args) if args.command == "bench" else run_gate(args)
 
 
 def make_target(args: argparse.Namespace) -> Target:

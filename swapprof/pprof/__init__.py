@@ -8,11 +8,18 @@ Serve them::
     app = swapprof.pprof.wsgi_app(app)              # in front of a WSGI app (Flask, Django)
     server.add_route("upgrades", upgrades_as_json)  # JSON at /debug/swapprof/upgrades
 
-or take them in code: ``cpu_profile(5).encode()`` is a gzipped profile.proto, ``flame_html``
+or take them in code: ``encode_profile(cpu_profile(5))`` is a gzipped profile.proto, ``flame_html``
 renders any profile as a self-contained page.
 """
 
-from swapprof.pprof._api import cpu_profile, goroutine_dump, goroutine_profile, heap_profile, read_profile
+from swapprof.pprof._api import (
+    cpu_profile,
+    encode_profile,
+    goroutine_dump,
+    goroutine_profile,
+    heap_profile,
+    read_profile,
+)
 from swapprof.pprof._asgi import PprofASGI, asgi_app
 from swapprof.pprof._cpu import DEFAULT_HZ
 from swapprof.pprof._errors import (
@@ -58,6 +65,7 @@ __all__ = [
     "ProfilingInUseError",
     "asgi_app",
     "cpu_profile",
+    "encode_profile",
     "flame_html",
     "goroutine_dump",
     "goroutine_profile",

@@ -10,6 +10,7 @@ from swapprof._errors import ConfigError
 from swapprof.pprof import _cpu, _heap, _threads
 from swapprof.pprof._decode import decode
 from swapprof.pprof._model import Profile
+from swapprof.pprof._proto import encode
 
 
 def _waiter(stop: threading.Event | None) -> Callable[[float], bool]:
@@ -85,3 +86,8 @@ def goroutine_dump() -> str:
 def read_profile(data: bytes) -> Profile:
     """Parse gzipped or plain profile.proto bytes (from swapprof, Go or any pprof producer)."""
     return decode(data)
+
+
+def encode_profile(profile: Profile) -> bytes:
+    """Gzipped profile.proto bytes (what /debug/pprof serves): ``go tool pprof`` reads them."""
+    return encode(profile)

@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from swapprof.pprof._http import MAX_BODY, MountedRouter, Request, Response, error, locate
+from swapprof.pprof._http import MountedRouter
+from swapprof.pprof._messages import MAX_BODY, Request, Response, error, locate
 from swapprof.pprof._settings import JsonRoute, Settings
 
 Scope = MutableMapping[str, Any]

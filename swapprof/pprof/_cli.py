@@ -13,9 +13,9 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from swapprof._argtypes import Subparsers
 from swapprof._errors import ConfigError
 from swapprof.pprof._decode import decode
 from swapprof.pprof._errors import ProfileFetchError
@@ -32,7 +32,7 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def add_parser(subparsers: Any) -> None:
+def add_parser(subparsers: Subparsers) -> None:
     """Add the ``profile`` subcommand to ``swapprof``'s subparsers."""
     cmd = subparsers.add_parser(
         "profile",

@@ -9,8 +9,9 @@ from swapprof._errors import ConfigError
 from swapprof.pprof._cpu import DEFAULT_HZ, sample
 from swapprof.pprof._errors import ProfileError, ProfilerUnavailableError, ProfilingInUseError
 from swapprof.pprof._heap import DEFAULT_FRAMES, heap, heap_delta
-from swapprof.pprof._http import PPROF, Request, Response, attachment, error, text
+from swapprof.pprof._messages import PPROF, Request, Response, attachment, error, text
 from swapprof.pprof._model import Profile
+from swapprof.pprof._proto import encode
 from swapprof.pprof._settings import DEFAULT_SECONDS, Settings
 from swapprof.pprof._text import legacy_text
 from swapprof.pprof._threads import goroutine_dump, goroutine_profile
@@ -60,17 +61,17 @@ def named(settings: Settings, name: str, req: Request) -> Response:
             delta = heap_delta(seconds, req.wait, name, collect=gc, frames=frames)
             if req.gone:
                 return GONE
-            return attachment(f"{name}-delta", delta.encode())
+            return attachment(f"{name}-delta", encode(delta))
         before = _collect(name, gc)
         if not req.wait(seconds):
             return GONE
-        return attachment(f"{name}-delta", _collect(name, gc).minus(before).encode())
+        return attachment(f"{name}-delta", encode(_collect(name, gc).minus(before)))
     if name == "goroutine" and debug >= 2:
         return text(goroutine_dump())
     profile = _collect(name, gc)
     if debug != 0:
         return text(legacy_text(profile, name))
-    return attachment(name, profile.encode())
+    return attachment(name, encode(profile))
 
 
 def cpu(settings: Settings, req: Request) -> Response:
@@ -99,7 +100,7 @@ def cpu(settings: Settings, req: Request) -> Response:
         return error(501, f"Could not enable CPU profiling: {exc}")
     except ProfileError as exc:
         return error(500, f"Could not complete CPU profiling: {exc}")
-    return GONE if req.gone else attachment("profile", profile.encode())
+    return GONE if req.gone else attachment("profile", encode(profile))
 
 
 def symbol() -> Response:

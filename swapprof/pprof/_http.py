@@ -1,7 +1,8 @@
 """The routing core shared by the ASGI, WSGI and standalone adapters: requests in, responses out.
 
 Blocking by design (profiles wait); adapters run ``Router.handle`` off their event loop and give
-each request a ``wait(seconds)`` that returns False as soon as the client has gone away.
+each request a ``wait(seconds)`` that returns False as soon as the client has gone away. The
+message types are in ``_messages``; /debug/pprof/* is answered by ``_handlers``.
 """
 
 from __future__ import annotations
@@ -11,93 +12,14 @@ import hmac
 import inspect
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
+from swapprof.pprof._handlers import handle_pprof
 from swapprof.pprof._heap import start_configured
+from swapprof.pprof._messages import SWAPPROF, Request, Response, error
 from swapprof.pprof._settings import JsonRoute, Settings, check_route
 
 log = logging.getLogger("swapprof.pprof")
-PPROF, SWAPPROF = "/debug/pprof", "/debug/swapprof"
-TEXT = "text/plain; charset=utf-8"
-MAX_BODY = 1 << 20  # request bodies beyond this are cut (only /symbol reads one)
-
-
-def sleep_wait(seconds: float) -> bool:
-    threading.Event().wait(seconds)
-    return True
-
-
-@dataclass
-class Request:
-    path: str  # in the /debug/... namespace, whatever the mount point
-    query: Mapping[str, str] = field(default_factory=dict)  # first value of each parameter
-    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
-    method: str = "GET"
-    body: bytes = b""
-    waiter: Callable[[float], bool] = sleep_wait
-    raw_path: str = ""  # the path as the client sent it, for relative redirects
-    gone: bool = False  # set once a wait found the client gone
-
-    def wait(self, seconds: float) -> bool:
-        """Wait ``seconds``; False (and ``gone``) as soon as the client has disconnected."""
-        if not self.gone and not self.waiter(seconds):
-            self.gone = True
-        return not self.gone
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    @property
-    def status_line(self) -> str:
-        try:
-            return f"{self.status} {HTTPStatus(self.status).phrase}"
-        except ValueError:
-            return str(self.status)
-
-
-def error(status: int, text: str, *extra: tuple[str, str]) -> Response:
-    """Go's serveError: plain text and ``X-Go-Pprof: 1``, so ``go tool pprof`` prints the message."""
-    headers = [("Content-Type", TEXT), ("X-Go-Pprof", "1"), ("X-Content-Type-Options", "nosniff"), *extra]
-    return Response(status, headers, (text + "\n").encode())
-
-
-def text(body: str, content_type: str = TEXT) -> Response:
-    return Response(
-        200, [("Content-Type", content_type), ("X-Content-Type-Options", "nosniff")], body.encode()
-    )
-
-
-def attachment(name: str, data: bytes) -> Response:
-    headers = [("Content-Type", "application/octet-stream"), ("X-Content-Type-Options", "nosniff")]
-    return Response(200, [*headers, ("Content-Disposition", f'attachment; filename="{name}"')], data)
-
-
-def locate(path: str, root_path: str = "", *, mounted: bool = False) -> str | None:
-    """Map an adapter's path (and mount prefix) into the /debug/... namespace, or None if not ours.
-
-    Paths containing /debug/pprof or /debug/swapprof are ours wherever the app is mounted. A
-    ``mounted`` app (not wrapping another) also takes the rest of any other mount prefix, e.g.
-    ``/prof/heap`` under ``Mount("/prof", ...)``, as a pprof route.
-    """
-    full = path if not root_path or path.startswith(root_path) else root_path + path
-    for base in (PPROF, SWAPPROF):
-        at = full.find(base)
-        while at >= 0:
-            rest = full[at + len(base) :]
-            if rest == "" or rest.startswith("/"):
-                return base + rest
-            at = full.find(base, at + 1)
-    if mounted and root_path and full.startswith(root_path):
-        return PPROF + (full[len(root_path) :] or "")
-    return None
 
 
 class Router:
@@ -158,8 +80,6 @@ class Router:
             except Exception as exc:
                 return self.route_failed(name, exc)
             return self.json_response(name, value)
-        from swapprof.pprof._handlers import handle_pprof
-
         try:
             return handle_pprof(self.settings, request)
         except Exception as exc:  # a bug of ours must not take the host's server down

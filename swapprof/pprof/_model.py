@@ -1,7 +1,8 @@
 """The in-memory profile every collector fills and every output format reads.
 
 A sample is keyed by its stack (leaf first, as in profile.proto) and its labels; adding the same
-key twice adds the values, so collectors never need to aggregate themselves.
+key twice adds the values, so collectors never need to aggregate themselves. The model knows no
+output format: ``_proto`` (profile.proto), ``_text`` and ``_flame`` read it, ``_decode`` builds it.
 """
 
 from __future__ import annotations
@@ -87,9 +88,3 @@ class Profile:
             for index, value in enumerate(values):
                 sums[index] += value
         return sums
-
-    def encode(self) -> bytes:
-        """The gzipped profile.proto bytes that ``go tool pprof`` reads."""
-        from swapprof.pprof._proto import encode
-
-        return encode(self)

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from swapprof._errors import ListenerError
 from swapprof.pprof._heap import start_configured
-from swapprof.pprof._http import MAX_BODY, Request, Router, error, locate
+from swapprof.pprof._http import Router
+from swapprof.pprof._messages import MAX_BODY, Request, error, locate
 from swapprof.pprof._settings import JsonRoute, Settings
 
 STOP_TIMEOUT_S = 10.0

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qsl
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from swapprof.pprof._http import MAX_BODY, MountedRouter, Request, error, locate, sleep_wait
+from swapprof.pprof._http import MountedRouter
+from swapprof.pprof._messages import MAX_BODY, Request, error, locate, sleep_wait
 from swapprof.pprof._server import socket_wait
 from swapprof.pprof._settings import JsonRoute, Settings
 

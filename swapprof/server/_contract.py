@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from swapprof._vocabulary import ENV_RUN_DIR as ENV_RUN_DIR  # re-exported: part of the contract
+
 # ---------------------------------------------------------------- environment names
 ENV_APP: Final = "SWAPPROF_APP"
 ENV_APP_DIR: Final = "SWAPPROF_APP_DIR"
-ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"
 ENV_READY_TIMEOUT: Final = "SWAPPROF_READY_TIMEOUT"
 ENV_DRAIN_TIMEOUT: Final = "SWAPPROF_DRAIN_TIMEOUT"
 ENV_DRAIN_GRACE: Final = "SWAPPROF_DRAIN_GRACE"

@@ -22,7 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-DEFAULT_RUN_DIR = ".swapprof"
+from swapprof._vocabulary import DEFAULT_RUN_DIR
+
+__all__ = ["DEFAULT_RUN_DIR", "RunDir"]
+
 CONTROL_NAME = "control.sock"
 PID_NAME = "master.pid"
 STATE_NAME = "state.json"

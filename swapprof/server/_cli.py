@@ -1,0 +1,165 @@
+"""``swapprof serve`` and ``swapprof ctl``: parsers and runners over the ``swapprof.server`` façade.
+
+``swapprof.cli`` calls ``add_parser`` (both subcommands) and ``run``; errors are raised
+(ConfigError: exit 2, NotRunningError and other SwapprofError: exit 1) and turned into exit
+codes there. Exit 1 is also returned when ``ctl upgrade --wait`` rolled back or a reload failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from swapprof._argtypes import Subparsers
+from swapprof._argtypes import run_dir as _run_dir
+from swapprof._argtypes import seconds as _seconds
+from swapprof._errors import ControlError
+from swapprof._process import wait_pid_gone
+from swapprof.server._cli_format import format_reload, format_status, format_upgrade
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Add ``serve`` and ``ctl`` (with its actions) to ``swapprof``'s subparsers."""
+    serve = subparsers.add_parser("serve", help="run the reference hot-restart server")
+    serve.add_argument("app", metavar="MODULE:APP", help="the ASGI app, e.g. swapprof.server.demo:app")
+    serve.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="listen address (repeatable; [::1]:PORT for IPv6, unix:PATH; port 0 picks one)",
+    )
+    serve.add_argument("--uds", metavar="PATH", help="also listen on this Unix socket")
+    serve.add_argument("--app-dir", metavar="DIR", help="directory put first on the app's sys.path")
+    serve.add_argument(
+        "--run-dir", metavar="DIR", help="pid file, control socket, state (default ./.swapprof)"
+    )
+    serve.add_argument(
+        "--ready-timeout", type=_seconds, metavar="S", help="spawn-to-READY limit (default 30)"
+    )
+    serve.add_argument(
+        "--drain-timeout", type=_seconds, metavar="S", help="old generation's drain limit (default 30)"
+    )
+    serve.add_argument(
+        "--drain-grace",
+        type=_seconds,
+        metavar="S",
+        help="how long idle keep-alive connections stay open after the switch (default 1)",
+    )
+    serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
+    serve.add_argument(
+        "--preload",
+        metavar="PKG[,PKG...]",
+        help="start a zygote that imports these packages once; upgrades fork it (millisecond switch)",
+    )
+    serve.add_argument(
+        "--no-spare",
+        dest="spare",
+        action="store_false",
+        default=None,
+        help="with --preload: do not keep a generation forked and warmed ahead of the next upgrade",
+    )
+    serve.add_argument(
+        "--debug-bind",
+        metavar="HOST:PORT",
+        help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
+    )
+    serve.add_argument(
+        "--debug-token", metavar="TOKEN", help="require 'Authorization: Bearer TOKEN' on debug routes"
+    )
+    serve.add_argument(
+        "--app-metrics-path",
+        metavar="PATH",
+        help="path each generation serves its own metrics on (default /metrics; '' turns it off)",
+    )
+
+    ctl = subparsers.add_parser("ctl", help="talk to a running master")
+    ctl.add_argument(
+        "--run-dir", default=None, metavar="DIR", help="the master's run dir (default ./.swapprof)"
+    )
+    ctl_sub = ctl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = ctl_sub.add_parser("status", help="generations and counters")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    upgrade = ctl_sub.add_parser("upgrade", help="start a hot upgrade")
+    upgrade.add_argument("--wait", action="store_true", help="return when it ended; exit 1 on rollback")
+    upgrade.add_argument("--json", action="store_true", help="print the upgrade record as JSON")
+    upgrade.add_argument("--timeout", type=_seconds, default=600.0, metavar="S", help="how long --wait waits")
+    reload = ctl_sub.add_parser("reload", help="reload modules in place in the serving generation, tracked")
+    reload.add_argument(
+        "modules", nargs="*", metavar="MODULE", help="default: the app's module (and its package)"
+    )
+    reload.add_argument("--wait", action="store_true", help="return with the result; exit 1 if it failed")
+    reload.add_argument("--json", action="store_true", help="print the result as JSON")
+    stop = ctl_sub.add_parser("stop", help="gracefully stop the master and its generations")
+    stop.add_argument("--wait", action="store_true", help="return when the master has exited")
+    stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_serve(args) if args.command == "serve" else run_ctl(args)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from swapprof.server import ServerConfig, serve  # on use: the master's modules cost ~35 ms
+
+    config = ServerConfig.from_env(
+        args.app,
+        binds=tuple(args.bind),
+        uds=args.uds,
+        app_dir=args.app_dir,
+        run_dir=args.run_dir,
+        ready_timeout=args.ready_timeout,
+        drain_timeout=args.drain_timeout,
+        drain_grace=args.drain_grace,
+        probe_path=args.probe_path,
+        debug_bind=args.debug_bind,
+        debug_token=args.debug_token,
+        app_metrics_path=args.app_metrics_path,
+        spare=args.spare,
+        preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
+        if args.preload is not None
+        else None,
+    )
+    return asyncio.run(serve(config))
+
+
+def run_ctl(args: argparse.Namespace) -> int:
+    from swapprof.server import control_request
+
+    run_dir = _run_dir(args.run_dir)
+    if args.action == "status":
+        answer = control_request(run_dir, {"cmd": "status"})
+        answer.pop("ok", None)
+        print(json.dumps(answer, indent=2) if args.json else format_status(answer))
+        return EXIT_OK
+    if args.action == "upgrade":
+        if not args.wait:
+            control_request(run_dir, {"cmd": "upgrade"})
+            print(json.dumps({"accepted": True}) if args.json else "upgrade requested")
+            return EXIT_OK
+        record = control_request(run_dir, {"cmd": "upgrade", "wait": True}, timeout=args.timeout)["upgrade"]
+        print(json.dumps(record, indent=2) if args.json else format_upgrade(record))
+        return EXIT_OK if record.get("outcome") == "success" else EXIT_FAILED
+    if args.action == "reload":
+        answer = control_request(
+            run_dir, {"cmd": "reload", "modules": args.modules, "wait": args.wait}, timeout=180
+        )
+        if not args.wait:
+            print(
+                json.dumps(answer) if args.json else f"reload requested in generation {answer['generation']}"
+            )
+            return EXIT_OK
+        result = answer["reload"]
+        print(json.dumps(result, indent=2) if args.json else format_reload(result))
+        return EXIT_OK if result.get("outcome") == "ok" else EXIT_FAILED
+    if args.action == "stop":
+        pid = control_request(run_dir, {"cmd": "status"})["master_pid"]
+        control_request(run_dir, {"cmd": "stop"})
+        if args.wait and not wait_pid_gone(pid, args.timeout):
+            raise ControlError(f"master pid {pid} still runs after {args.timeout:g} s")
+        print("stopped" if args.wait else "stopping")
+        return EXIT_OK
+    return EXIT_USAGE

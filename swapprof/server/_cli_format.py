@@ -1,0 +1,65 @@
+"""What ``swapprof ctl`` prints: a master's status, an upgrade record, a reload result, as text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_reload(result: dict[str, Any]) -> str:
+    head = f"reload {result.get('id')} in generation {result.get('generation')}: {result.get('outcome')}"
+    if result.get("outcome") != "ok":
+        return f"{head} ({result.get('error')})"
+    return (
+        f"{head}, {', '.join(result.get('modules', []))} in {result.get('duration_ms', 0):.1f} ms; retained "
+        f"{result.get('retained_bytes')} B; leaking={result.get('leaking')} "
+        f"({result.get('bytes_per_reload', 0):.0f} B/reload over {result.get('reloads')}), "
+        f"stale versions {result.get('stale_versions')}"
+    )
+
+
+def format_upgrade(record: dict[str, Any]) -> str:
+    phases = "  ".join(f"{name} {ms:7.1f} ms" for name, ms in record.get("phases_ms", {}).items())
+    head = f"upgrade {record.get('id')}: {record.get('outcome')}"
+    if record.get("outcome") != "success":
+        head += f" ({record.get('reason')}: {record.get('detail')})"
+    how = record.get("spawn_mode", "exec")
+    if how == "fork":
+        how = "fork of the zygote" + (", from the waiting spare" if record.get("spare") else "")
+    if record.get("zygote_error"):
+        how += f" (zygote: {record['zygote_error']})"
+    lines = [
+        head,
+        f"  generation {record.get('old_generation')} -> {record.get('new_generation')}, started by {how}",
+        f"  {phases}",
+    ]
+    if record.get("time_to_ready_ms") is not None:
+        lines.append(
+            f"  time_to_ready {record['time_to_ready_ms']:.1f} ms, upgrade_total "
+            f"{record.get('upgrade_total_ms') or 0:.1f} ms, service_gap {record.get('service_gap_ms') or 0:.1f} ms"
+        )
+    if record.get("coalesced"):
+        lines.append(f"  coalesced {record['coalesced']} further request(s)")
+    if record.get("tail"):
+        lines.append("  last output of the new generation:")
+        lines.extend(f"  | {line}" for line in record["tail"])
+    return "\n".join(lines)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    lines = [
+        f"master pid {status['master_pid']}, up {status['uptime_s']:.0f} s, listening on {', '.join(status['addresses'])}",
+        f"{'GEN':>4} {'PID':>8} {'STATE':<9} {'UPTIME':>9} {'CONNS':>6} {'FDS':>5}",
+    ]
+    for gen in status["generations"]:
+        fds = "-" if gen["fds"] is None else str(gen["fds"])
+        lines.append(
+            f"{gen['generation']:>4} {gen['pid']:>8} {gen['state']:<9} {gen['uptime_s']:>8.1f}s "
+            f"{gen['connections']:>6} {fds:>5}"
+        )
+    zygote = status.get("zygote")
+    if zygote:
+        spare = f"spare pid {zygote['spare_pid']} waiting" if zygote.get("spare_pid") else "no spare waiting"
+        lines.append(f"zygote {zygote['serial']} pid {zygote['pid']}; {spare}")
+    totals = ", ".join(f"{k}={v}" for k, v in sorted(status["upgrades_total"].items())) or "none"
+    lines.append(f"upgrades: {totals}; forced kills {status['forced_kills']}")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import socket
 import time
 from pathlib import Path
 
-from swapprof.gate import LoadGenerator, error_counts
+from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.server import PHASES, ServerProcess
 from tests._helpers import fd_targets, wait_for
 

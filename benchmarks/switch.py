@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, precompile, summary, table, write
 
 from swapprof._process import pid_alive, wait_pid_gone
-from swapprof.gate import LoadGenerator, error_counts
+from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.testing import ServerProcess
 
 APP = "swapprof.server.demo:app"

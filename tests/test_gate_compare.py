@@ -12,18 +12,17 @@ import pytest
 from swapprof._errors import ConfigError
 from swapprof.gate import (
     GateOptions,
-    Result,
-    bootstrap_ratio,
     compare,
     load_results,
     render_html,
     render_junit,
     render_markdown,
-    validate,
     write_results,
 )
 from swapprof.gate._document import document
-from swapprof.gate._stats import latency_summary, percentile
+from swapprof.gate._load import Result
+from swapprof.gate._schema import validate
+from swapprof.gate._stats import bootstrap_ratio, latency_summary, percentile
 
 MS = 1_000_000
 

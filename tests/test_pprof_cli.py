@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from swapprof._errors import ConfigError
-from swapprof.pprof import PprofServer, Profile, ProfileFetchError, ProfileFormatError, flame_html, serve
+from swapprof.pprof import PprofServer, Profile, ProfileFormatError, flame_html, serve
 from swapprof.pprof._cli import add_parser, profile_url, run
+from swapprof.pprof._errors import ProfileFetchError
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swapprof._process import pid_alive, wait_pid_gone
-from swapprof.gate import LoadGenerator, error_counts
+from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.testing import ServerProcess
 from tests._apps import set_fault, write_faulty_app
 from tests._helpers import wait_for

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from swapprof._vocabulary import PHASES
-from swapprof.gate import LoadGenerator, error_counts
+from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.testing import ServerProcess
 from tests._helpers import fd_targets, wait_for
 

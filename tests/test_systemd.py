@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from swapprof.gate import LoadGenerator
+from swapprof.gate._load import LoadGenerator
 from swapprof.server._control import request
 from swapprof.server._notify import decode, receiver
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._process import wait_pid_gone
-from swapprof.gate import LoadGenerator, error_counts
+from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.server._cli_format import format_status, format_upgrade
 from swapprof.telemetry import read_spans
 from swapprof.testing import ServerProcess

@@ -1,8 +1,9 @@
 """Grafana dashboards and Prometheus rules for swapprof, generated from code.
 
 ``export(DIR)`` writes ``swapprof-upgrades.json``, ``swapprof-runtime.json`` and ``rules.yml``
-(the files committed under ``dashboards/``); ``push(URL)`` creates or updates the dashboards in a
-Grafana through grafana-client (``pip install 'swapprof[dashboards]'``), imported only then.
+(the files committed under ``dashboards/``); ``build_dashboards()`` / ``build_rules()`` return
+them as data; ``push(URL)`` creates or updates the dashboards in a Grafana through
+grafana-client (``pip install 'swapprof[dashboards]'``), imported only then.
 """
 
 from swapprof.dashboards._errors import (
@@ -11,23 +12,16 @@ from swapprof.dashboards._errors import (
     GrafanaUnreachableError,
     MissingExtraError,
 )
-from swapprof.dashboards._export import RULES_FILE, build_dashboards, build_rules, export, render, stale
-from swapprof.dashboards._push import DEFAULT_FOLDER, ENV_TOKEN, PushedDashboard, PushReport, push
+from swapprof.dashboards._export import build_dashboards, build_rules, export
+from swapprof.dashboards._push import push
 
 __all__ = [
-    "DEFAULT_FOLDER",
-    "ENV_TOKEN",
-    "RULES_FILE",
     "GrafanaAuthError",
     "GrafanaError",
     "GrafanaUnreachableError",
     "MissingExtraError",
-    "PushReport",
-    "PushedDashboard",
     "build_dashboards",
     "build_rules",
     "export",
     "push",
-    "render",
-    "stale",
 ]

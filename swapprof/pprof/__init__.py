@@ -9,7 +9,7 @@ Serve them::
     server.add_route("upgrades", upgrades_as_json)  # JSON at /debug/swapprof/upgrades
 
 or take them in code: ``encode_profile(cpu_profile(5))`` is a gzipped profile.proto, ``flame_html``
-renders any profile as a self-contained page.
+renders any profile as a self-contained page, ``read_profile`` parses any pprof producer's file.
 """
 
 from swapprof.pprof._api import (
@@ -20,46 +20,22 @@ from swapprof.pprof._api import (
     heap_profile,
     read_profile,
 )
-from swapprof.pprof._asgi import PprofASGI, asgi_app
-from swapprof.pprof._cpu import DEFAULT_HZ
+from swapprof.pprof._asgi import asgi_app
 from swapprof.pprof._errors import (
     ProfileError,
-    ProfileFetchError,
     ProfileFormatError,
     ProfilerUnavailableError,
     ProfilingInUseError,
 )
 from swapprof.pprof._flame import flame_html
-from swapprof.pprof._heap import DEFAULT_FRAMES
 from swapprof.pprof._model import Profile
 from swapprof.pprof._server import PprofServer, serve
-from swapprof.pprof._settings import (
-    DEFAULT_MAX_SECONDS,
-    DEFAULT_SECONDS,
-    ENV_HZ,
-    ENV_MAX_SECONDS,
-    ENV_TOKEN,
-    ENV_TRACEMALLOC,
-    JsonRoute,
-)
-from swapprof.pprof._wsgi import PprofWSGI, wsgi_app
+from swapprof.pprof._wsgi import wsgi_app
 
 __all__ = [
-    "DEFAULT_FRAMES",
-    "DEFAULT_HZ",
-    "DEFAULT_MAX_SECONDS",
-    "DEFAULT_SECONDS",
-    "ENV_HZ",
-    "ENV_MAX_SECONDS",
-    "ENV_TOKEN",
-    "ENV_TRACEMALLOC",
-    "JsonRoute",
-    "PprofASGI",
     "PprofServer",
-    "PprofWSGI",
     "Profile",
     "ProfileError",
-    "ProfileFetchError",
     "ProfileFormatError",
     "ProfilerUnavailableError",
     "ProfilingInUseError",

@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 
-from swapprof.server.zygote._strays import StrayReaper, children
+from swapprof.server.master._strays import StrayReaper, children
 from tests._helpers import wait_for
 
 

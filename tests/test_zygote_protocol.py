@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from swapprof.server.zygote._client import Zygote, ZygoteError
+from swapprof.server.master._zygote_client import Zygote, ZygoteError
 
 
 class _Alive:

@@ -1,9 +1,11 @@
 """The reference hot-restart server: a master that keeps the listeners and hands them from one
 generation of the app to the next, with readiness, drain and rollback.
 
-Processes and their folders: the master (this folder's modules), a generation
-(``generation/``, started as ``python -m swapprof.server.generation``) and the zygote
-(``zygote/``). Names load on first use (PEP 562): a generation imports this package first and
+One folder per process: ``master/``, ``generation/`` (``python -m swapprof.server.generation``)
+and ``zygote/`` (``python -m swapprof.server.zygote``). This folder holds what more than one of
+them (or the CLI) uses: the settings (``_config``), the master-to-generation contract
+(``_contract``), the run directory (``_rundir``), listeners (``_fds``), sd_notify (``_notify``),
+the control-socket client (``_control``), the serve/ctl commands (``_cli``) and the demo app. Names load on first use (PEP 562): a generation imports this package first and
 must not pay for the master's modules at every spawn.
 """
 
@@ -15,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from swapprof.server._config import ServerConfig
     from swapprof.server._control import request as control_request
-    from swapprof.server._master import serve
+    from swapprof.server.master._master import serve
 
 _LAZY = {
     "ServerConfig": ("swapprof.server._config", "ServerConfig"),
     "control_request": ("swapprof.server._control", "request"),
-    "serve": ("swapprof.server._master", "serve"),
+    "serve": ("swapprof.server.master._master", "serve"),
 }
 
 __all__ = ["ServerConfig", "control_request", "serve"]

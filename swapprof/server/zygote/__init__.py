@@ -1,7 +1,6 @@
-"""The zygote: a fork server that pre-imports dependencies so an upgrade costs a fork.
+"""The zygote process: a fork server that pre-imports dependencies so an upgrade costs a fork.
 
-Master side: ``_pool`` (the ``ZygotePool`` that owns the zygote, its spare and the stray
-reaper) and ``_client`` (the request protocol). Zygote process: ``_main`` (``python -m
-swapprof.server.zygote``), ``_spare`` (a generation forked and warmed ahead), ``_filewatch``
-(stale-file detection). ``_strays`` reaps re-parented children nobody waits for.
+``_main`` is the process (``python -m swapprof.server.zygote``): it preloads, forks generations
+and spares on request, and refuses when a preloaded file changed (``_filewatch``). The master's
+side of it lives in ``swapprof.server.master`` (``_zygotes``, ``_zygote_client``, ``_spare``).
 """

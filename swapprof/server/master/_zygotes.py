@@ -21,14 +21,14 @@ from socket import socket
 from typing import IO, Any
 
 from swapprof._vocabulary import REQUESTED, ZYGOTE
-from swapprof.server._child import Generation
 from swapprof.server._contract import ENV_LIFELINE_FD, ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS
 from swapprof.server._libc import libc
-from swapprof.server._record import UpgradeRecord
-from swapprof.server._spawn import SpawnError
-from swapprof.server.zygote._client import Zygote, ZygoteError, start_generation_forked
-from swapprof.server.zygote._spare import Spare
-from swapprof.server.zygote._strays import StrayReaper
+from swapprof.server.master._child import Generation
+from swapprof.server.master._record import UpgradeRecord
+from swapprof.server.master._spare import Spare
+from swapprof.server.master._spawn import SpawnError
+from swapprof.server.master._strays import StrayReaper
+from swapprof.server.master._zygote_client import Zygote, ZygoteError, start_generation_forked
 
 PR_SET_CHILD_SUBREAPER = 36
 SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once

@@ -33,7 +33,6 @@ from swapprof._vocabulary import (
     SUCCESS,
     SWITCH,
 )
-from swapprof.server._child import SERVING, SWITCHING, Generation
 from swapprof.server._config import ServerConfig
 from swapprof.server._contract import (
     FAILURE_APP_INVALID,
@@ -46,8 +45,9 @@ from swapprof.server._contract import (
     STAGE_STARTED,
     STAGE_STOPPED_ACCEPTING,
 )
-from swapprof.server._record import UpgradeRecord
-from swapprof.server._spawn import SpawnError
+from swapprof.server.master._child import SERVING, SWITCHING, Generation
+from swapprof.server.master._record import UpgradeRecord
+from swapprof.server.master._spawn import SpawnError
 
 EXIT_GRACE_S = 5.0
 """Seconds a generation has to be gone after SIGKILL (or after its drain) before it counts as stuck."""

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES, REQUESTED, ROLLBACK, SPAWN
-from swapprof.server._child import Generation
-from swapprof.server._record import UpgradeRecord
 from swapprof.server._rundir import RunDir
+from swapprof.server.master._child import Generation
+from swapprof.server.master._record import UpgradeRecord
 
 log = logging.getLogger("swapprof.server")
 

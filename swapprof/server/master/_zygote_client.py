@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from swapprof._errors import SwapprofError
-from swapprof.server._child import Generation
 from swapprof.server._contract import ENV_LIFELINE_FD, ENV_PRELOAD, ENV_PRELOAD_BASE, ENV_ZYGOTE_FD
-from swapprof.server.zygote._spare import Spare, SpareGone
+from swapprof.server.master._child import Generation
+from swapprof.server.master._spare import Spare, SpareGone
 
 # Always preloaded (best effort): swapprof's own generation stack and what it imports at
 # startup and right after READY -- never app code.

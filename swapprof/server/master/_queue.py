@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swapprof._vocabulary import CANCELLED, REASON_STOPPING
-from swapprof.server._record import UpgradeRecord
+from swapprof.server.master._record import UpgradeRecord
 
 
 class UpgradeQueue:

@@ -32,20 +32,20 @@ from swapprof._vocabulary import (
     TRIGGER_STARTUP,
 )
 from swapprof.server import _fds
-from swapprof.server._child import EXITED, Generation, stop_all
 from swapprof.server._config import ServerConfig
 from swapprof.server._contract import ENV_LISTEN_FDS, GenerationContract, telemetry_enabled
 from swapprof.server._notify import Notifier, monotonic_usec
-from swapprof.server._queue import UpgradeQueue
-from swapprof.server._record import UpgradeRecord, summary_line
 from swapprof.server._rundir import RunDir
-from swapprof.server._signals import LoopSignals
-from swapprof.server._upgrade import Lend, Upgrade
+from swapprof.server.master._child import EXITED, Generation, stop_all
+from swapprof.server.master._queue import UpgradeQueue
+from swapprof.server.master._record import UpgradeRecord, summary_line
+from swapprof.server.master._signals import LoopSignals
+from swapprof.server.master._upgrade import Lend, Upgrade
 
 if TYPE_CHECKING:
-    from swapprof.server._debug import DebugServer
-    from swapprof.server._master_telemetry import UpgradeObserver
-    from swapprof.server.zygote._pool import ZygotePool
+    from swapprof.server.master._debug import DebugServer
+    from swapprof.server.master._telemetry import UpgradeObserver
+    from swapprof.server.master._zygotes import ZygotePool
 
 log = logging.getLogger("swapprof.server")
 
@@ -107,18 +107,18 @@ class Master:
 
     async def _startup(self) -> None:
         self.run_dir.create()
-        from swapprof.server._control_server import ControlHandler, claim_control_socket
+        from swapprof.server.master._control_server import ControlHandler, claim_control_socket
 
         claim_control_socket(self.run_dir)
         self._take_listeners()
         if telemetry_enabled():
-            from swapprof.server._master_telemetry import UpgradeObserver
+            from swapprof.server.master._telemetry import UpgradeObserver
 
             self.observer = UpgradeObserver(
                 self.run_dir, serving=lambda: self.serving, generations=lambda: self.generations.values()
             )
         if self.config.debug_bind:
-            from swapprof.server._debug import DebugServer
+            from swapprof.server.master._debug import DebugServer
 
             self.debug = DebugServer(
                 lambda: list(self.history), self.status, self.config.debug_bind, token=self.config.debug_token
@@ -150,7 +150,7 @@ class Master:
         self._refill_spare()
 
     async def _start_zygotes(self) -> None:
-        from swapprof.server.zygote._pool import ZygotePool
+        from swapprof.server.master._zygotes import ZygotePool
 
         assert self._loop is not None
         self.zygotes = ZygotePool(

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 from swapprof._errors import ControlError, ListenerError
 from swapprof._vocabulary import TRIGGER_CTL
-from swapprof.server._child import Generation
 from swapprof.server._control import MAX_LINE, check_path_length, request
-from swapprof.server._record import UpgradeRecord
 from swapprof.server._rundir import RunDir
+from swapprof.server.master._child import Generation
+from swapprof.server.master._record import UpgradeRecord
 
 
 class Controlled(Protocol):

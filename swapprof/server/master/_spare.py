@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import IO
 
-from swapprof.server._child import OutputTee
+from swapprof.server.master._child import OutputTee
 
 
 class SpareGone(Exception):

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from swapprof.server import _contract as c
 from swapprof.server import _notify
-from swapprof.server._spawn import Spawned, spawn
+from swapprof.server.master._spawn import Spawned, spawn
 
 TAIL_LINES = 40
 

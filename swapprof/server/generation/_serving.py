@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_THREADS
 from swapprof.server._fds import probe_address
 from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
 
@@ -199,11 +200,23 @@ class GenerationServer:
         log_level: str = "warning",
         metrics_path: str | None = None,
         debug_token: str | None = None,
+        interface: str = "asgi",
+        threads: int = DEFAULT_THREADS,
+        http: str = DEFAULT_HTTP,
     ) -> None:
+        """``interface``: ``asgi``, or ``wsgi`` (``app`` then runs in a2wsgi's pool of ``threads``);
+        ``http``: uvicorn's parser name (``auto``, ``h11``, ``httptools``)."""
+        if interface == "wsgi":
+            from a2wsgi import WSGIMiddleware
+
+            app = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type, assignment]
+        self.interface = interface
         self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path, debug_token)
         self.sockets = sockets
         self.config = uvicorn.Config(
             self.middleware,
+            interface="asgi3",
+            http=http,
             lifespan="auto",
             log_level=log_level,
             access_log=False,
@@ -226,6 +239,11 @@ class GenerationServer:
                 super().data_received(data)
 
         self._protocol = Tracked
+
+    @property
+    def http(self) -> str:
+        """The parser serving (``h11`` or ``httptools``), ``auto`` resolved."""
+        return "httptools" if "httptools" in self.config.http_protocol_class.__module__ else "h11"
 
     @property
     def connections(self) -> int:

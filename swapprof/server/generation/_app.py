@@ -79,10 +79,13 @@ def describe(obj: object) -> str:
         if inspect.iscoroutinefunction(obj):
             what = "coroutine function"
         try:
-            signature = str(inspect.signature(obj))
+            full = inspect.signature(obj)
+            empty = inspect.Parameter.empty
+            bare = [p.replace(annotation=empty, default=empty) for p in full.parameters.values()]
+            signature = str(full.replace(parameters=bare, return_annotation=empty))
         except (TypeError, ValueError):
             signature = "(...)"
-        return f"{what} {getattr(obj, '__qualname__', obj)!s}{signature}"
+        return f"{what} {getattr(obj, '__name__', obj)!s}{signature}"
     text = repr(obj)
     if " object at 0x" in text:  # the default repr says no more than the type
         return f"{type(obj).__name__} object"

@@ -75,7 +75,7 @@ class HandoffMiddleware:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, self._closing(send) if self.draining else send)
+            await self.app(scope, receive, self._closing(send))
         finally:
             self.in_flight -= 1
 
@@ -96,8 +96,11 @@ class HandoffMiddleware:
         await self.debug_app(scope, receive, send)
 
     def _closing(self, send: Send) -> Send:
+        """``send`` that adds ``Connection: close`` to an answer that starts while draining (also
+        one to a request that came before the switch, such as a WSGI upload still arriving)."""
+
         async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if self.draining and message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
                 headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}

@@ -12,11 +12,14 @@ import asyncio
 import json
 
 from swapprof._argtypes import Subparsers
+from swapprof._argtypes import count as _count
 from swapprof._argtypes import run_dir as _run_dir
 from swapprof._argtypes import seconds as _seconds
-from swapprof._errors import ControlError
+from swapprof._errors import ConfigError, ControlError, StartupError, UpgradeError
 from swapprof._process import wait_pid_gone
+from swapprof._vocabulary import REASON_APP_INVALID, SUCCESS
 from swapprof.server._cli_format import format_reload, format_status, format_upgrade
+from swapprof.server._stack import HTTPS, INTERFACES, LOOPS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -24,7 +27,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def add_parser(subparsers: Subparsers) -> None:
     """Add ``serve`` and ``ctl`` (with its actions) to ``swapprof``'s subparsers."""
     serve = subparsers.add_parser("serve", help="run the reference hot-restart server")
-    serve.add_argument("app", metavar="MODULE:APP", help="the ASGI app, e.g. swapprof.server.demo:app")
+    serve.add_argument(
+        "app",
+        metavar="MODULE:APP",
+        help="the ASGI or WSGI app, e.g. swapprof.server.demo:app or mysite.wsgi:application",
+    )
     serve.add_argument(
         "--bind",
         action="append",
@@ -50,6 +57,27 @@ def add_parser(subparsers: Subparsers) -> None:
         help="how long idle keep-alive connections stay open after the switch (default 1)",
     )
     serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
+    serve.add_argument(
+        "--interface",
+        choices=INTERFACES,
+        help="app interface: asgi, wsgi, or auto (told from the app's signature; the default)",
+    )
+    serve.add_argument(
+        "--threads",
+        type=_count,
+        metavar="N",
+        help="threads running a WSGI app's requests (a2wsgi pool; default 10)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=LOOPS,
+        help="event loop: asyncio, uvloop, or auto (uvloop when installed), as uvicorn's",
+    )
+    serve.add_argument(
+        "--http",
+        choices=HTTPS,
+        help="HTTP parser: h11, httptools, or auto (httptools when installed), as uvicorn's",
+    )
     serve.add_argument(
         "--preload",
         metavar="PKG[,PKG...]",
@@ -118,12 +146,22 @@ def run_serve(args: argparse.Namespace) -> int:
         debug_bind=args.debug_bind,
         debug_token=args.debug_token,
         app_metrics_path=args.app_metrics_path,
+        interface=args.interface,
+        threads=args.threads,
+        loop=args.loop,
+        http=args.http,
         spare=args.spare,
         preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
         if args.preload is not None
         else None,
     )
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config))
+    except StartupError as exc:
+        if exc.record.get("reason") == REASON_APP_INVALID:
+            # the app object is not an app: a usage error, said in the one line the generation gave
+            raise ConfigError(str(exc.record.get("detail") or exc)) from None
+        raise
 
 
 def run_ctl(args: argparse.Namespace) -> int:
@@ -142,7 +180,14 @@ def run_ctl(args: argparse.Namespace) -> int:
             return EXIT_OK
         record = control_request(run_dir, {"cmd": "upgrade", "wait": True}, timeout=args.timeout)["upgrade"]
         print(json.dumps(record, indent=2) if args.json else format_upgrade(record))
-        return EXIT_OK if record.get("outcome") == "success" else EXIT_FAILED
+        if record.get("outcome") != SUCCESS:
+            reason = (
+                f"{record.get('reason')}: {record.get('detail')}"
+                if record.get("detail")
+                else record.get("reason")
+            )
+            raise UpgradeError(f"upgrade {record.get('id')} {record.get('outcome')} ({reason})", record)
+        return EXIT_OK
     if args.action == "reload":
         answer = control_request(
             run_dir, {"cmd": "reload", "modules": args.modules, "wait": args.wait}, timeout=180

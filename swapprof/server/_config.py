@@ -17,16 +17,25 @@ from swapprof.server._contract import (
     DEFAULT_APP_METRICS_PATH,
     DEFAULT_DRAIN_GRACE,
     DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_HTTP,
+    DEFAULT_INTERFACE,
+    DEFAULT_LOOP,
     DEFAULT_READY_TIMEOUT,
+    DEFAULT_THREADS,
     ENV_DEBUG_TOKEN,
     ENV_DRAIN_GRACE,
     ENV_DRAIN_TIMEOUT,
+    ENV_HTTP,
+    ENV_INTERFACE,
+    ENV_LOOP,
     ENV_PRELOAD,
     ENV_READY_TIMEOUT,
     ENV_RUN_DIR,
+    ENV_THREADS,
 )
 from swapprof.server._fds import BindSpec, parse_bind
 from swapprof.server._rundir import DEFAULT_RUN_DIR
+from swapprof.server._stack import missing
 
 DEFAULT_BIND = "127.0.0.1:8000"
 _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -64,6 +73,14 @@ class ServerConfig:
     """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
     spare: bool = True
     """With a zygote: keep one generation forked and warmed ahead, so an upgrade starts from it."""
+    interface: str = DEFAULT_INTERFACE
+    """``asgi``, ``wsgi``, or ``auto``: told from the app's signature (uvicorn's names)."""
+    threads: int = DEFAULT_THREADS
+    """Threads that run a WSGI app's requests (a2wsgi's pool); unused for ASGI apps."""
+    loop: str = DEFAULT_LOOP
+    """Event loop: ``asyncio``, ``uvloop``, or ``auto`` (uvloop when installed), as uvicorn."""
+    http: str = DEFAULT_HTTP
+    """HTTP parser: ``h11``, ``httptools``, or ``auto`` (httptools when installed), as uvicorn."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -75,6 +92,14 @@ class ServerConfig:
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a positive number of seconds, not {value!r}"
                 )
+        for name in ("interface", "loop", "http"):
+            problem = missing(name, getattr(self, name))
+            if problem is not None:
+                raise ConfigError(problem)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ConfigError(
+                f"--threads must be a whole number of threads, at least 1, not {self.threads!r}"
+            )
         if self.drain_grace > self.drain_timeout:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):
@@ -132,9 +157,17 @@ class ServerConfig:
             ("run_dir", ENV_RUN_DIR),
             ("debug_bind", ENV_DEBUG_BIND),
             ("debug_token", ENV_DEBUG_TOKEN),
+            ("interface", ENV_INTERFACE),
+            ("loop", ENV_LOOP),
+            ("http", ENV_HTTP),
         ):
             if name not in values and var in env:
                 values[name] = env[var]
+        if "threads" not in values and env.get(ENV_THREADS):
+            try:
+                values["threads"] = int(env[ENV_THREADS])
+            except ValueError:
+                raise ConfigError(f"{ENV_THREADS}={env[ENV_THREADS]!r} is not a whole number") from None
         if "spare" not in values and env.get(ENV_SPARE):
             if env[ENV_SPARE] not in ("0", "1"):
                 raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")

@@ -6,6 +6,8 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_APP=MODULE:ATTR        SWAPPROF_APP_DIR=DIR            SWAPPROF_RUN_DIR=DIR
     SWAPPROF_READY_TIMEOUT=S        SWAPPROF_DRAIN_TIMEOUT=S        SWAPPROF_DRAIN_GRACE=S
     SWAPPROF_PROBE_PATH=/PATH       SWAPPROF_APP_METRICS_PATH=/PATH SWAPPROF_DEBUG_TOKEN=T
+    SWAPPROF_INTERFACE=auto|asgi|wsgi  SWAPPROF_THREADS=N (WSGI pool)
+    SWAPPROF_LOOP=auto|asyncio|uvloop  SWAPPROF_HTTP=auto|h11|httptools   (``_stack``)
     SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
     SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
     LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
@@ -14,7 +16,8 @@ A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD`` and ``SWAPPROF_P
 
 Back from the generation, over sd_notify (``_notify``): ``SWAPPROF_STAGE`` with a
 CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (with READY=1),
-``stopped_accepting``, ``drained``; or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
+``stopped_accepting``, ``drained``; READY also says what it runs: ``SWAPPROF_INTERFACE``
+(asgi|wsgi), ``SWAPPROF_LOOP`` (asyncio|uvloop), ``SWAPPROF_HTTP`` (h11|httptools); or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
 STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
 open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). Exit codes: ``EXIT_*``.
 """
@@ -37,6 +40,10 @@ ENV_DRAIN_GRACE: Final = "SWAPPROF_DRAIN_GRACE"
 ENV_PROBE_PATH: Final = "SWAPPROF_PROBE_PATH"
 ENV_APP_METRICS_PATH: Final = "SWAPPROF_APP_METRICS_PATH"
 ENV_DEBUG_TOKEN: Final = "SWAPPROF_DEBUG_TOKEN"
+ENV_INTERFACE: Final = "SWAPPROF_INTERFACE"
+ENV_THREADS: Final = "SWAPPROF_THREADS"
+ENV_LOOP: Final = "SWAPPROF_LOOP"
+ENV_HTTP: Final = "SWAPPROF_HTTP"
 ENV_MASTER_PID: Final = "SWAPPROF_MASTER_PID"
 ENV_GENERATION: Final = "SWAPPROF_GENERATION"
 ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
@@ -57,6 +64,10 @@ DEFAULT_READY_TIMEOUT: Final = 30.0
 DEFAULT_DRAIN_TIMEOUT: Final = 30.0
 DEFAULT_DRAIN_GRACE: Final = 1.0
 DEFAULT_APP_METRICS_PATH: Final = "/metrics"
+DEFAULT_INTERFACE: Final = "auto"
+DEFAULT_THREADS: Final = 10  # a2wsgi's (and uvicorn's WSGI) pool size
+DEFAULT_LOOP: Final = "auto"
+DEFAULT_HTTP: Final = "auto"
 
 # ---------------------------------------------------------------- notify fields and stages
 F_STAGE: Final = "SWAPPROF_STAGE"
@@ -66,6 +77,9 @@ F_SPANS: Final = "SWAPPROF_SPANS"
 F_RELOAD: Final = "SWAPPROF_RELOAD"
 F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
 F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
+F_INTERFACE: Final = ENV_INTERFACE
+F_LOOP: Final = ENV_LOOP
+F_HTTP: Final = ENV_HTTP
 F_PREFIX: Final = "SWAPPROF_"
 
 STAGE_STARTED: Final = "started"
@@ -105,6 +119,10 @@ class GenerationContract:
     probe_path: str | None = None
     app_metrics_path: str = DEFAULT_APP_METRICS_PATH
     debug_token: str | None = None
+    interface: str = DEFAULT_INTERFACE
+    threads: int = DEFAULT_THREADS
+    loop: str = DEFAULT_LOOP
+    http: str = DEFAULT_HTTP
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) less the master's own listener and
@@ -119,6 +137,10 @@ class GenerationContract:
             ENV_DRAIN_TIMEOUT: repr(self.drain_timeout),
             ENV_DRAIN_GRACE: repr(self.drain_grace),
             ENV_APP_METRICS_PATH: self.app_metrics_path,
+            ENV_INTERFACE: self.interface,
+            ENV_THREADS: str(self.threads),
+            ENV_LOOP: self.loop,
+            ENV_HTTP: self.http,
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -146,6 +168,10 @@ class GenerationContract:
             probe_path=env.get(ENV_PROBE_PATH) or None,
             app_metrics_path=env.get(ENV_APP_METRICS_PATH, DEFAULT_APP_METRICS_PATH),
             debug_token=env.get(ENV_DEBUG_TOKEN) or None,
+            interface=env.get(ENV_INTERFACE) or DEFAULT_INTERFACE,
+            threads=int(env.get(ENV_THREADS) or DEFAULT_THREADS),
+            loop=env.get(ENV_LOOP) or DEFAULT_LOOP,
+            http=env.get(ENV_HTTP) or DEFAULT_HTTP,
         )
 
 

@@ -60,10 +60,19 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
 
     if contract.app_dir:
         sys.path.insert(0, contract.app_dir)
-    from swapprof.server.generation._app import import_app
+    from swapprof.server.generation._app import AppInvalid, check_app, import_app
 
     try:
         app = import_app(contract.app)
+        interface = check_app(app, contract.app, contract.interface)
+    except AppInvalid as exc:
+        print(
+            f"swapprof: generation {generation} {c.FAILURE_APP_INVALID}: {exc}", file=sys.stderr, flush=True
+        )
+        telemetry.record(telemetry.traceparent, [(IMPORT, started, _now(), str(exc))])
+        telemetry.shutdown()
+        _failed(notifier, c.FAILURE_APP_INVALID, str(exc))
+        return c.EXIT_APP_INVALID
     except BaseException as exc:
         import traceback
 
@@ -78,9 +87,16 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
 
     import asyncio
 
+    from swapprof.server._stack import loop_factory, loop_name, resolve_loop
+
+    if loop is not None and loop_name(loop) != resolve_loop(contract.loop):
+        loop.close()  # a spare warmed on another loop than this contract's: start cold
+        loop = None
+    factory = loop_factory(contract.loop) if loop is None else lambda: loop
     stamps = {c.STAGE_STARTED: started, c.STAGE_IMPORTED: imported}
-    serve = _serve(app, [s for _, s in listeners], generation, contract, notifier, telemetry, stamps)
-    with asyncio.Runner(loop_factory=None if loop is None else lambda: loop) as runner:
+    sockets = [s for _, s in listeners]
+    serve = _serve(app, interface, sockets, generation, contract, notifier, telemetry, stamps)
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(serve)
 
 
@@ -94,6 +110,7 @@ def _failed(notifier: Notifier, reason: str, status: str) -> None:
 
 async def _serve(
     app: Any,
+    interface: str,
     sockets: list[Any],
     generation: int,
     contract: GenerationContract,
@@ -114,6 +131,9 @@ async def _serve(
         contract.probe_path,
         metrics_path=contract.app_metrics_path or None,
         debug_token=contract.debug_token,
+        interface=interface,
+        threads=contract.threads,
+        http=contract.http,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -141,7 +161,12 @@ async def _serve(
         _failed(notifier, reason, _one_line(exc))
         return c.EXIT_LIFESPAN if reason == c.FAILURE_LIFESPAN else c.EXIT_PROBE
     ready = _now()
-    notifier.send(READY=1, **{c.F_STAGE: c.STAGE_READY, c.F_T: ready, c.F_PROBE_ATTEMPTS: attempts})
+    from swapprof.server._stack import loop_name
+
+    serving = {c.F_INTERFACE: interface, c.F_LOOP: loop_name(loop), c.F_HTTP: server.http}
+    notifier.send(
+        READY=1, **{c.F_STAGE: c.STAGE_READY, c.F_T: ready, c.F_PROBE_ATTEMPTS: attempts}, **serving
+    )
     reporter = asyncio.create_task(_report_connections(server, notifier))
     phases = [(IMPORT, stamps[c.STAGE_STARTED], imported, None), (READY, imported, ready, None)]
     after_ready = loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)

@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_THREADS
 from swapprof.server._fds import probe_address
 from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
 
@@ -74,7 +75,7 @@ class HandoffMiddleware:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, self._closing(send) if self.draining else send)
+            await self.app(scope, receive, self._closing(send))
         finally:
             self.in_flight -= 1
 
@@ -95,8 +96,11 @@ class HandoffMiddleware:
         await self.debug_app(scope, receive, send)
 
     def _closing(self, send: Send) -> Send:
+        """``send`` that adds ``Connection: close`` to an answer that starts while draining (also
+        one to a request that came before the switch, such as a WSGI upload still arriving)."""
+
         async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if self.draining and message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
                 headers.append((b"connection", b"close"))
                 message = {**message, "headers": headers}
@@ -199,11 +203,23 @@ class GenerationServer:
         log_level: str = "warning",
         metrics_path: str | None = None,
         debug_token: str | None = None,
+        interface: str = "asgi",
+        threads: int = DEFAULT_THREADS,
+        http: str = DEFAULT_HTTP,
     ) -> None:
+        """``interface``: ``asgi``, or ``wsgi`` (``app`` then runs in a2wsgi's pool of ``threads``);
+        ``http``: uvicorn's parser name (``auto``, ``h11``, ``httptools``)."""
+        if interface == "wsgi":
+            from a2wsgi import WSGIMiddleware
+
+            app = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type, assignment]
+        self.interface = interface
         self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path, debug_token)
         self.sockets = sockets
         self.config = uvicorn.Config(
             self.middleware,
+            interface="asgi3",
+            http=http,
             lifespan="auto",
             log_level=log_level,
             access_log=False,
@@ -226,6 +242,11 @@ class GenerationServer:
                 super().data_received(data)
 
         self._protocol = Tracked
+
+    @property
+    def http(self) -> str:
+        """The parser serving (``h11`` or ``httptools``), ``auto`` resolved."""
+        return "httptools" if "httptools" in self.config.http_protocol_class.__module__ else "h11"
 
     @property
     def connections(self) -> int:

@@ -286,6 +286,7 @@ class Generation:
             else 0.0,
             "connections": self.connections,
             "fds": self.open_fds() if self.alive else None,
+            **{key: self.info[key] for key in ("interface", "loop", "http") if key in self.info},
         }
 
 

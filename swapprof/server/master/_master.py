@@ -375,6 +375,10 @@ class Master:
             probe_path=cfg.probe_path,
             app_metrics_path=cfg.app_metrics_path,
             debug_token=cfg.debug_token,
+            interface=cfg.interface,
+            threads=cfg.threads,
+            loop=cfg.loop,
+            http=cfg.http,
         ).to_env()
 
     # ---------------------------------------------------------------- reporting

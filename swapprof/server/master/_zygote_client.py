@@ -13,12 +13,23 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from swapprof._errors import SwapprofError
-from swapprof.server._contract import ENV_LIFELINE_FD, ENV_PRELOAD, ENV_PRELOAD_BASE, ENV_ZYGOTE_FD
+from swapprof.server._contract import (
+    DEFAULT_HTTP,
+    DEFAULT_LOOP,
+    ENV_HTTP,
+    ENV_LIFELINE_FD,
+    ENV_LOOP,
+    ENV_PRELOAD,
+    ENV_PRELOAD_BASE,
+    ENV_ZYGOTE_FD,
+)
+from swapprof.server._stack import preload_modules
 from swapprof.server.master._child import Generation
 from swapprof.server.master._spare import Spare, SpareGone
 
 # Always preloaded (best effort): swapprof's own generation stack and what it imports at
-# startup and right after READY -- never app code.
+# startup and right after READY -- never app code. The loop and parser the settings choose are
+# added by ``_stack.preload_modules``.
 BASE_PRELOAD = (
     "swapprof.server.generation._main",
     "swapprof.server.generation._app",
@@ -29,10 +40,7 @@ BASE_PRELOAD = (
     "swapprof.server._contract",
     "swapprof.server._rundir",
     "swapprof.server._fds",
-    "uvicorn.protocols.http.h11_impl",
-    "uvicorn.protocols.http.httptools_impl",
     "uvicorn.lifespan.on",
-    "uvicorn.loops.asyncio",
     "swapprof.telemetry._setup",
     "swapprof.telemetry._handoff",
     "opentelemetry.sdk.trace",
@@ -81,7 +89,8 @@ class Zygote:
         child_env[ENV_ZYGOTE_FD] = str(first_extra)
         child_env[ENV_LIFELINE_FD] = str(first_extra + 1)
         child_env[ENV_PRELOAD] = ",".join(preload)
-        child_env[ENV_PRELOAD_BASE] = ",".join(BASE_PRELOAD)
+        stack = preload_modules(env.get(ENV_LOOP) or DEFAULT_LOOP, env.get(ENV_HTTP) or DEFAULT_HTTP)
+        child_env[ENV_PRELOAD_BASE] = ",".join(BASE_PRELOAD + stack)
         try:
             self.process.start(
                 [python, "-m", "swapprof.server.zygote"], child_env, listeners, names,

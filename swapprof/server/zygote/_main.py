@@ -198,11 +198,13 @@ def warm_generation_path() -> asyncio.AbstractEventLoop | None:
     page shared with the zygote, and the first write (a reference count) copies the page. A
     spare pays that, and the first calls' other costs, before it is needed. Returns the event
     loop to run the generation on (None if warming failed: the spare then starts cold)."""
-    import asyncio
+    from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_LOOP, ENV_HTTP, ENV_LOOP
+    from swapprof.server._stack import loop_factory
 
-    loop = asyncio.new_event_loop()
+    # the zygote's environment is the master's contract: the loop and parser it asks for
+    loop = loop_factory(os.environ.get(ENV_LOOP) or DEFAULT_LOOP)()
     try:
-        loop.run_until_complete(_warm_once())
+        loop.run_until_complete(_warm_once(os.environ.get(ENV_HTTP) or DEFAULT_HTTP))
     except Exception as exc:
         print(f"swapprof: warming the spare failed ({exc!r}); it starts cold", file=sys.stderr)
         loop.close()
@@ -220,14 +222,14 @@ async def _warm_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _warm_once() -> None:
+async def _warm_once(http: str) -> None:
     from swapprof.server.generation._serving import GenerationServer
 
     listener = socket.socket()
     try:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
-        server = GenerationServer(_warm_app, [listener], generation=0, metrics_path=None)
+        server = GenerationServer(_warm_app, [listener], generation=0, metrics_path=None, http=http)
         await server.start()
         await server.self_probe(5.0)
         await server.stop_accepting()

@@ -1,5 +1,9 @@
 """Test-wide guards: no child process left behind, no global hook left changed.
 
+OpenTelemetry's global providers count as global hooks. Its setters work once per process, so
+a test that needs to set them asks for ``otel_globals``: a fresh, unset state for the test, the
+previous state (and swapprof's ``configure`` singleton) restored afterwards.
+
 The test process makes itself a child subreaper, so generations orphaned by a killed master
 are re-parented to it and a leak is seen instead of vanishing into init.
 """
@@ -60,8 +64,49 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+def _otel_state() -> tuple[object, ...]:
+    from opentelemetry import trace
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    return (
+        trace._TRACER_PROVIDER,
+        trace._TRACER_PROVIDER_SET_ONCE._done,
+        metrics_internal._METER_PROVIDER,
+        metrics_internal._METER_PROVIDER_SET_ONCE._done,
+        metrics_internal._PROXY_METER_PROVIDER._real_meter_provider,
+    )
+
+
+def _set_otel_state(state: tuple[object, ...]) -> None:
+    from opentelemetry import trace
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    trace._TRACER_PROVIDER, trace._TRACER_PROVIDER_SET_ONCE._done = state[0], state[1]  # type: ignore[assignment]
+    metrics_internal._METER_PROVIDER = state[2]  # type: ignore[assignment]
+    metrics_internal._METER_PROVIDER_SET_ONCE._done = state[3]  # type: ignore[assignment]
+    metrics_internal._PROXY_METER_PROVIDER._real_meter_provider = state[4]  # type: ignore[assignment]
+
+
+@pytest.fixture
+def otel_globals() -> Iterator[None]:
+    """Unset OTel global providers and no swapprof telemetry for the test; restored after."""
+    from swapprof.telemetry import _setup
+
+    saved, saved_current = _otel_state(), _setup._current
+    _set_otel_state((None, False, None, False, None))
+    _setup._current = None
+    try:
+        yield
+    finally:
+        if _setup._current is not None:
+            _setup._current.shutdown(1.0)
+        _setup._current = saved_current
+        _set_otel_state(saved)
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_children_or_hooks() -> Iterator[None]:
+    otel = _otel_state()
     handlers = {s: signal.getsignal(s) for s in WATCHED_SIGNALS}
     callbacks = list(gc.callbacks)
     tracing = tracemalloc.is_tracing()
@@ -94,6 +139,9 @@ def no_leaked_children_or_hooks() -> Iterator[None]:
     if list(gc.callbacks) != callbacks:
         problems.append("gc.callbacks changed")
         gc.callbacks[:] = callbacks
+    if _otel_state() != otel:
+        problems.append("OpenTelemetry global providers changed (use the otel_globals fixture)")
+        _set_otel_state(otel)
     if tracemalloc.is_tracing() != tracing:
         problems.append("tracemalloc state changed")
         (tracemalloc.start if tracing else tracemalloc.stop)()

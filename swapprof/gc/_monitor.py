@@ -45,6 +45,8 @@ class GCMonitor:
     is ``pauses()``, ``snapshot()``, ``pauses_between()`` or an OTel metric collection). Beyond
     that the oldest are "lapped": still counted, with their total time, in ``snapshot()`` and
     ``cpython.gc.collections``, but not individually in ``pauses()`` or ``cpython.gc.duration``.
+    Metrics go to ``meter_provider``, else to swapprof's own (``swapprof.telemetry.configure``),
+    else to the global one.
     """
 
     def __init__(

@@ -63,7 +63,8 @@ class ReloadTracker:
     - ``top``: allocation sites and object-count changes kept per record; ``referrer_paths``: stale
       objects (oldest first) given a referrer path; ``count_objects``: count gc-tracked objects by
       type on both sides (one pass over the heap each); ``history``: records kept.
-    - ``meter_provider``, ``tracer_provider``: default to the global OTel providers.
+    - ``meter_provider``, ``tracer_provider``: default to swapprof's own providers once
+      ``swapprof.telemetry.configure()`` ran, else to the global OTel providers.
 
     Each reload costs two full collections, two tracemalloc snapshots (time grows with live traced
     blocks) and, by default, two object counts: fine for reloads, not for a hot path.

@@ -5,7 +5,11 @@ Shared by reload tracking (``swapprof.reload``) and the GC monitor (``swapprof.g
 Observable instruments cannot be unregistered, and an SDK meter hands back the first instrument
 (with its callbacks) when a name is registered twice. So each meter provider gets one set of
 instruments (``PerProvider``) whose callbacks read whichever monitors or trackers are alive.
-``None`` stands for the global provider, looked up lazily so a later SDK still receives the data.
+
+Which provider: the one passed in; else swapprof's own, once ``configure()`` ran in this
+process (``current()``); else the process-global one, looked up lazily so an SDK the host
+program installs later still receives the data. swapprof never records into the global
+providers while it has its own: they belong to the application.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Generic, TypeVar
 from opentelemetry import metrics, trace
 
 from swapprof._version import __version__
+from swapprof.telemetry._setup import current
 
 SCOPE = "swapprof"
 
@@ -28,14 +33,30 @@ log = logging.getLogger("swapprof.telemetry")
 T = TypeVar("T")
 
 
-def get_meter(provider: metrics.MeterProvider | None) -> metrics.Meter:
-    """The ``swapprof`` meter of ``provider`` (the global provider when None)."""
-    return metrics.get_meter(SCOPE, __version__, meter_provider=provider)
+def meter_provider(provider: metrics.MeterProvider | None = None) -> metrics.MeterProvider | None:
+    """``provider``, else swapprof's own meter provider, else None (= the global one)."""
+    if provider is not None:
+        return provider
+    telemetry = current()
+    return None if telemetry is None else telemetry.meter_provider
 
 
-def get_tracer(provider: trace.TracerProvider | None) -> trace.Tracer:
-    """The ``swapprof`` tracer of ``provider`` (the global provider when None)."""
-    return trace.get_tracer(SCOPE, __version__, tracer_provider=provider)
+def tracer_provider(provider: trace.TracerProvider | None = None) -> trace.TracerProvider | None:
+    """``provider``, else swapprof's own tracer provider, else None (= the global one)."""
+    if provider is not None:
+        return provider
+    telemetry = current()
+    return None if telemetry is None else telemetry.tracer_provider
+
+
+def get_meter(provider: metrics.MeterProvider | None = None) -> metrics.Meter:
+    """The ``swapprof`` meter of ``meter_provider(provider)``."""
+    return metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider(provider))
+
+
+def get_tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    """The ``swapprof`` tracer of ``tracer_provider(provider)``."""
+    return trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider(provider))
 
 
 @contextmanager
@@ -48,7 +69,7 @@ def guarded(what: str) -> Iterator[None]:
 
 
 class PerProvider(Generic[T]):
-    """One lazily built ``T`` per meter provider (weakly keyed; ``None`` = the global one)."""
+    """One lazily built ``T`` per meter provider (weakly keyed; see ``meter_provider``)."""
 
     def __init__(self, factory: Callable[[metrics.Meter], T]) -> None:
         self._factory = factory
@@ -57,6 +78,7 @@ class PerProvider(Generic[T]):
         self._by_provider: weakref.WeakKeyDictionary[metrics.MeterProvider, T] = weakref.WeakKeyDictionary()
 
     def get(self, provider: metrics.MeterProvider | None) -> T:
+        provider = meter_provider(provider)
         with self._lock:
             if provider is None:
                 if self._global is None:

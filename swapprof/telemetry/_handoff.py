@@ -13,6 +13,9 @@ the same trace with ``HandoffRecorder.from_env()``.
     recorder.set_outcome("success")
     recorder.end()
 
+Spans and metrics go to ``tracer_provider``/``meter_provider`` when given, else to swapprof's own
+providers (``swapprof.telemetry.configure``), else to the global ones.
+
 Recording never raises into the host program: an SDK failure is logged and dropped. Only
 misuse (an unknown phase name) raises ValueError at the call site.
 """
@@ -33,6 +36,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from swapprof._vocabulary import check_phase
+from swapprof.telemetry._api import get_meter, get_tracer
 
 log = logging.getLogger("swapprof.telemetry")
 
@@ -60,12 +64,12 @@ class HandoffRecorder:
         record_metrics: bool = True,
     ) -> None:
         try:
-            self._tracer: trace.Tracer = trace.get_tracer("swapprof", tracer_provider=tracer_provider)
+            self._tracer: trace.Tracer = get_tracer(tracer_provider)
         except Exception:  # a broken SDK must not break the upgrade it watches
             log.debug("tracer unavailable; spans are dropped", exc_info=True)
             self._tracer = trace.NoOpTracer()
         try:
-            meter = metrics.get_meter("swapprof", meter_provider=meter_provider)
+            meter = get_meter(meter_provider)
             self._phase_hist = meter.create_histogram(
                 "swapprof.upgrade.phase.duration", unit="s", description="Duration of one upgrade phase"
             )

@@ -1,5 +1,11 @@
 """swapprof: make hot updates of Python network services observable.
 
+What a user needs: ``serve(ServerConfig(app))`` (the hot-restart server, also ``swapprof serve``),
+``ReloadTracker`` (in-place reloads and their memory growth), ``GCMonitor`` (GC pauses),
+``HandoffRecorder`` (one trace per upgrade, in any server), and the errors. The rest lives in
+``swapprof.pprof``, ``swapprof.gate``, ``swapprof.dashboards``, ``swapprof.telemetry`` and
+``swapprof.testing``.
+
 Names load on first use (PEP 562): every generation imports this package first, and must not
 pay for OpenTelemetry at spawn time.
 """
@@ -14,6 +20,7 @@ from swapprof._errors import (
     ControlError,
     ListenerError,
     NotRunningError,
+    StartupError,
     SwapprofError,
     UpgradeError,
 )
@@ -22,6 +29,7 @@ from swapprof._version import __version__
 if TYPE_CHECKING:
     from swapprof.gc import GCMonitor
     from swapprof.reload import ReloadError, ReloadTracker
+    from swapprof.server import ServerConfig, serve
     from swapprof.telemetry import HandoffRecorder
 
 _LAZY = {
@@ -29,6 +37,8 @@ _LAZY = {
     "GCMonitor": "swapprof.gc",
     "ReloadError": "swapprof.reload",
     "ReloadTracker": "swapprof.reload",
+    "ServerConfig": "swapprof.server",
+    "serve": "swapprof.server",
 }
 
 __all__ = [
@@ -40,9 +50,12 @@ __all__ = [
     "NotRunningError",
     "ReloadError",
     "ReloadTracker",
+    "ServerConfig",
+    "StartupError",
     "SwapprofError",
     "UpgradeError",
     "__version__",
+    "serve",
 ]
 
 

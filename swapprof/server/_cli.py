@@ -99,6 +99,13 @@ def add_parser(subparsers: Subparsers) -> None:
         "--debug-token", metavar="TOKEN", help="require 'Authorization: Bearer TOKEN' on debug routes"
     )
     serve.add_argument(
+        "--otel-global",
+        action="store_true",
+        default=None,
+        help="let swapprof's OTel SDK become the app's global provider (its spans go to OTLP, never "
+        "to the span file; a provider the app set is kept)",
+    )
+    serve.add_argument(
         "--app-metrics-path",
         metavar="PATH",
         help="path each generation serves its own metrics on (default /metrics; '' turns it off)",
@@ -150,6 +157,7 @@ def run_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         loop=args.loop,
         http=args.http,
+        otel_global=args.otel_global,
         spare=args.spare,
         preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
         if args.preload is not None

@@ -36,6 +36,7 @@ from swapprof.server._contract import (
 from swapprof.server._fds import BindSpec, parse_bind
 from swapprof.server._rundir import DEFAULT_RUN_DIR
 from swapprof.server._stack import missing
+from swapprof.telemetry._settings import otel_global as otel_global_setting
 
 DEFAULT_BIND = "127.0.0.1:8000"
 _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -71,6 +72,9 @@ class ServerConfig:
     """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
     preload: tuple[str, ...] = ()
     """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
+    otel_global: bool = False
+    """Let each generation's swapprof SDK become the process-global OTel provider, so the app's own
+    spans and metrics go where OTEL_* sends them (never into the embedded span file)."""
     spare: bool = True
     """With a zygote: keep one generation forked and warmed ahead, so an upgrade starts from it."""
     interface: str = DEFAULT_INTERFACE
@@ -172,6 +176,8 @@ class ServerConfig:
             if env[ENV_SPARE] not in ("0", "1"):
                 raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")
             values["spare"] = env[ENV_SPARE] == "1"
+        if "otel_global" not in values:
+            values["otel_global"] = otel_global_setting(None, env)
         if "preload" not in values and env.get(ENV_PRELOAD):
             values["preload"] = tuple(p for p in env[ENV_PRELOAD].split(",") if p)
         return replace(cls(app=app), **values)  # type: ignore[arg-type]

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from swapprof._vocabulary import ENV_RUN_DIR as ENV_RUN_DIR  # re-exported: part of the contract
+from swapprof.telemetry._settings import ENV_OTEL_GLOBAL as ENV_OTEL_GLOBAL
+from swapprof.telemetry._settings import ENV_TELEMETRY as ENV_TELEMETRY
 
 # ---------------------------------------------------------------- environment names
 ENV_APP: Final = "SWAPPROF_APP"
@@ -47,7 +49,6 @@ ENV_HTTP: Final = "SWAPPROF_HTTP"
 ENV_MASTER_PID: Final = "SWAPPROF_MASTER_PID"
 ENV_GENERATION: Final = "SWAPPROF_GENERATION"
 ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
-ENV_TELEMETRY: Final = "SWAPPROF_TELEMETRY"
 ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
 ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
 ENV_PRELOAD_BASE: Final = "SWAPPROF_PRELOAD_BASE"
@@ -123,6 +124,8 @@ class GenerationContract:
     threads: int = DEFAULT_THREADS
     loop: str = DEFAULT_LOOP
     http: str = DEFAULT_HTTP
+    otel_global: bool = False
+    """The generation's SDK also becomes the process-global provider (the app's spans go to OTLP)."""
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) less the master's own listener and
@@ -141,6 +144,7 @@ class GenerationContract:
             ENV_THREADS: str(self.threads),
             ENV_LOOP: self.loop,
             ENV_HTTP: self.http,
+            ENV_OTEL_GLOBAL: "1" if self.otel_global else "0",
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -172,6 +176,7 @@ class GenerationContract:
             threads=int(env.get(ENV_THREADS) or DEFAULT_THREADS),
             loop=env.get(ENV_LOOP) or DEFAULT_LOOP,
             http=env.get(ENV_HTTP) or DEFAULT_HTTP,
+            otel_global=env.get(ENV_OTEL_GLOBAL, "0").strip() == "1",
         )
 
 

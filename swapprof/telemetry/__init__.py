@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from swapprof.telemetry._handoff import HandoffRecorder
     from swapprof.telemetry._jsonl import JsonLinesSpanExporter, read_spans
-    from swapprof.telemetry._setup import SECONDS_BUCKETS, SPAN_FILE, Telemetry, configure, current
+    from swapprof.telemetry._setup import Telemetry, configure, current
 
 _WHERE = {
-    "SECONDS_BUCKETS": "_setup",
-    "SPAN_FILE": "_setup",
     "HandoffRecorder": "_handoff",
     "JsonLinesSpanExporter": "_jsonl",
     "Telemetry": "_setup",
@@ -26,8 +24,6 @@ _WHERE = {
 }
 
 __all__ = [
-    "SECONDS_BUCKETS",
-    "SPAN_FILE",
     "HandoffRecorder",
     "JsonLinesSpanExporter",
     "Telemetry",

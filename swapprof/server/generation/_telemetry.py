@@ -49,13 +49,14 @@ class GenerationTelemetry:
             from opentelemetry import metrics
 
             from swapprof.telemetry import configure
+            from swapprof.telemetry._api import get_meter
 
             self.telemetry = configure("generation", self.generation, run_dir=self.run_dir)
             from swapprof.gc import GCMonitor
 
             self.gc = GCMonitor().install()
             generation = self.generation
-            metrics.get_meter("swapprof").create_observable_gauge(
+            get_meter(self.telemetry.meter_provider).create_observable_gauge(
                 "swapprof.generation",
                 [lambda options: [metrics.Observation(generation)]],
                 description="Number of this generation",

@@ -375,6 +375,7 @@ class Master:
             probe_path=cfg.probe_path,
             app_metrics_path=cfg.app_metrics_path,
             debug_token=cfg.debug_token,
+            otel_global=cfg.otel_global,
             interface=cfg.interface,
             threads=cfg.threads,
             loop=cfg.loop,

@@ -40,14 +40,16 @@ class UpgradeObserver:
         from opentelemetry import metrics
 
         from swapprof.telemetry import configure
+        from swapprof.telemetry._api import get_meter
         from swapprof.telemetry._handoff import epoch_ns
 
         self.run_dir = run_dir
-        self.telemetry = configure("master", run_dir=run_dir.path)
+        # the master runs no app code: its SDK is never the process-global one
+        self.telemetry = configure("master", run_dir=run_dir.path, otel_global=False)
         self._epoch = epoch_ns
         self._recorders: dict[int, Any] = {}
         self._finishing: set[asyncio.Task[None]] = set()
-        meter = metrics.get_meter("swapprof")
+        meter = get_meter(self.telemetry.meter_provider)
         self.time_to_ready = meter.create_histogram(
             "swapprof.upgrade.time_to_ready",
             unit="s",
@@ -100,6 +102,7 @@ class UpgradeObserver:
             start_ns=self._epoch(record.requested_ns),
             attributes={"swapprof.upgrade.id": record.id, "swapprof.trigger": record.trigger},
             record_metrics=False,  # the observer counts at once; spans may wait for the generations
+            tracer_provider=self.telemetry.tracer_provider,
         )
 
     def child_env(self, record: UpgradeRecord, env: dict[str, str]) -> dict[str, str]:

@@ -103,3 +103,31 @@ def test_invalid_settings_are_config_errors(tmp_path: Path, name: str, value: st
     with pytest.raises(ConfigError, match=name):
         configure("master", span_file=tmp_path / "spans.jsonl", prometheus=False, env={name: value})
     assert current() is None
+
+
+def test_a_tracker_made_before_configure_reports_to_swapprofs_provider(tmp_path: Path) -> None:
+    """An app creates its ReloadTracker at import time; swapprof's server configures its SDK
+    only after READY: the tracker's reloads must still reach swapprof's /metrics."""
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from swapprof.reload import ReloadTracker
+
+    module = tmp_path / "made_early.py"
+    module.write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import made_early  # type: ignore[import-not-found]
+
+        with ReloadTracker([made_early], tracemalloc_frames=1) as tracker:
+            telemetry = configure("generation", 1, span_file=tmp_path / "spans.jsonl", env={})
+            try:
+                tracker.reload()
+                text = generate_latest().decode()
+                assert 'swapprof_reloads_total{module="made_early"' in text, text[:2000]
+            finally:
+                telemetry.shutdown()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("made_early", None)

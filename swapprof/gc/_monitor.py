@@ -61,10 +61,10 @@ class GCMonitor:
         self._missed = [0] * GENERATIONS
         self._lock = threading.RLock()
         self._draining = False
+        self._meter_provider = meter_provider
         self._instruments: GCInstruments | None = None
         with guarded("registering GC instruments"):
-            self._instruments = INSTRUMENTS.get(meter_provider)
-            self._instruments.attach(self)
+            self._instruments = INSTRUMENTS.follow(meter_provider, None, self)
 
     @property
     def installed(self) -> bool:
@@ -171,8 +171,12 @@ class GCMonitor:
     def _record(self, pauses: list[GCPause]) -> None:
         """Pauses the rings kept go to ``cpython.gc.duration``; lapped ones do not (an SDK
         ``record`` costs microseconds, so the reader's work stays bounded by the capacity)."""
+        if not pauses:
+            return
+        with guarded("following the meter provider"):
+            self._instruments = INSTRUMENTS.follow(self._meter_provider, self._instruments, self)
         instruments = self._instruments
-        if not pauses or instruments is None or instruments.primary() is not self:
+        if instruments is None or instruments.primary() is not self:
             return
         with guarded("recording GC pauses"):
             record = instruments.duration.record

@@ -98,11 +98,10 @@ class ReloadTracker:
         self._top, self._paths, self._count_objects = top, referrer_paths, count_objects
         self._gc_monitor = gc_monitor
         self._tracing = _memory.TracingSession(tracemalloc_frames)
-        self._tracer = get_tracer(tracer_provider)
+        self._tracer_provider, self._meter_provider = tracer_provider, meter_provider
         self._instruments: ReloadInstruments | None = None
         with guarded("registering reload instruments"):
-            self._instruments = INSTRUMENTS.get(meter_provider)
-            self._instruments.attach(self)
+            self._instruments = INSTRUMENTS.follow(meter_provider, None, self)
         self._lock = threading.RLock()
         self._busy = self._closed = False
         self._version = 0
@@ -193,7 +192,7 @@ class ReloadTracker:
         tracing = self._tracing.ensure()
         before = _memory.measure(tracing, self._count_objects)
         version = self._version = self._version + 1
-        span = start_span(self._tracer, self.name, self.modules, version)
+        span = start_span(get_tracer(self._tracer_provider), self.name, self.modules, version)
         start_unix, t0 = time.time_ns(), time.perf_counter_ns()
         error: Exception | None = None
         try:
@@ -238,7 +237,8 @@ class ReloadTracker:
         if error is None:
             self._retained.append((version, retained))
         summary = self._latest = summarize(self.name, self._settings, self._retained, self._totals, record)
-        if self._instruments is not None:
+        with guarded("counting a reload"):
+            self._instruments = INSTRUMENTS.follow(self._meter_provider, self._instruments, self)
             self._instruments.count(record, summary)
         add_pause_events(span, pauses, "reload")
         end_span(span, record, summary, error)

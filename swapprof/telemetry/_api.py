@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from opentelemetry import metrics, trace
 
@@ -30,7 +30,12 @@ SCOPE = "swapprof"
 
 log = logging.getLogger("swapprof.telemetry")
 
-T = TypeVar("T")
+
+class Attaching(Protocol):
+    def attach(self, subject: Any) -> None: ...
+
+
+T = TypeVar("T", bound=Attaching)
 
 
 def meter_provider(provider: metrics.MeterProvider | None = None) -> metrics.MeterProvider | None:
@@ -88,3 +93,15 @@ class PerProvider(Generic[T]):
             if found is None:
                 found = self._by_provider[provider] = self._factory(get_meter(provider))
             return found
+
+    def follow(self, explicit: metrics.MeterProvider | None, held: T | None, subject: Any) -> T:
+        """The instruments of the provider in effect NOW for ``subject`` (``explicit``, else
+        swapprof's own, else the global one), attaching ``subject`` when they are not ``held``.
+
+        A tracker or monitor the app creates at import time exists before swapprof's server
+        configures its SDK (after READY); following at each use moves it to swapprof's own
+        provider once there is one, instead of leaving it bound to the global proxy."""
+        now = self.get(explicit)
+        if now is not held:
+            now.attach(subject)
+        return now

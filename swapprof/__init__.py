@@ -12,8 +12,7 @@ pay for OpenTelemetry at spawn time.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from swapprof._errors import (
     ConfigError,
@@ -24,6 +23,7 @@ from swapprof._errors import (
     SwapprofError,
     UpgradeError,
 )
+from swapprof._lazy import lazy as _lazy_names
 from swapprof._version import __version__
 
 if TYPE_CHECKING:
@@ -59,13 +59,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'swapprof' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, __all__, _LAZY)

@@ -7,8 +7,9 @@ generation that imports a sibling module does not pay for OpenTelemetry or trace
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from swapprof._lazy import lazy as _lazy_names
 
 if TYPE_CHECKING:
     from swapprof.reload._records import AllocationSite, ReloadRecord, ReloadSummary, StaleObject
@@ -33,13 +34,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = _lazy_names(__name__, __all__, _WHERE)

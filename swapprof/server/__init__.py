@@ -11,8 +11,9 @@ must not pay for the master's modules at every spawn.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from swapprof._lazy import lazy as _lazy_names
 
 if TYPE_CHECKING:
     from swapprof.server._config import ServerConfig
@@ -20,23 +21,12 @@ if TYPE_CHECKING:
     from swapprof.server.master._master import serve
 
 _LAZY = {
-    "ServerConfig": ("swapprof.server._config", "ServerConfig"),
-    "control_request": ("swapprof.server._control", "request"),
-    "serve": ("swapprof.server.master._master", "serve"),
+    "ServerConfig": "_config",
+    "control_request": "_control:request",
+    "serve": "swapprof.server.master._master",
 }
 
 __all__ = ["ServerConfig", "control_request", "serve"]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'swapprof.server' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, __all__, _LAZY)

@@ -32,6 +32,8 @@ from typing import Final
 from swapprof._vocabulary import ENV_RUN_DIR as ENV_RUN_DIR  # re-exported: part of the contract
 from swapprof.telemetry._settings import ENV_OTEL_GLOBAL as ENV_OTEL_GLOBAL
 from swapprof.telemetry._settings import ENV_TELEMETRY as ENV_TELEMETRY
+from swapprof.telemetry._settings import ENV_TRACEPARENT as ENV_TRACEPARENT
+from swapprof.telemetry._settings import ENV_TRACESTATE as ENV_TRACESTATE
 
 # ---------------------------------------------------------------- environment names
 ENV_APP: Final = "SWAPPROF_APP"
@@ -56,8 +58,6 @@ ENV_LISTEN_FDS: Final = "LISTEN_FDS"
 ENV_LISTEN_PID: Final = "LISTEN_PID"
 ENV_LISTEN_FDNAMES: Final = "LISTEN_FDNAMES"
 ENV_NOTIFY_SOCKET: Final = "NOTIFY_SOCKET"
-ENV_TRACEPARENT: Final = "TRACEPARENT"
-ENV_TRACESTATE: Final = "TRACESTATE"
 PYTHONUNBUFFERED: Final = "PYTHONUNBUFFERED"
 
 # ---------------------------------------------------------------- defaults (the only copy)

@@ -37,12 +37,11 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from swapprof._vocabulary import check_phase
 from swapprof.telemetry._api import get_meter, get_tracer
+from swapprof.telemetry._settings import ENV_TRACEPARENT, ENV_TRACESTATE
 
 log = logging.getLogger("swapprof.telemetry")
 
 ROOT_SPAN = "swapprof.upgrade"
-ENV_TRACEPARENT = "TRACEPARENT"
-ENV_TRACESTATE = "TRACESTATE"
 _propagator = TraceContextTextMapPropagator()
 
 

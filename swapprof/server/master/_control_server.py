@@ -47,10 +47,34 @@ def claim_control_socket(run_dir: RunDir) -> None:
         ctl.unlink()
 
 
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT_S = 10.0
+MAX_WAIT_S = 3600.0
+
+
+async def _answer(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
+    try:
+        writer.write(json.dumps(answer).encode() + b"\n")
+        await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def _timeout(request: dict[str, Any]) -> float | str:
+    """``timeout`` of a request: a finite number of seconds in (0, MAX_WAIT_S], or an error text."""
+    value = request.get("timeout", 120)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_WAIT_S:
+        return f"bad request: timeout must be a number of seconds in (0, {MAX_WAIT_S:g}], not {value!r}"
+    return float(value)
+
+
 class ControlHandler:
     def __init__(self, master: Controlled) -> None:
         self.master = master
         self._serial = 0
+        self._open = 0
 
     async def serve(self, run_dir: RunDir) -> asyncio.base_events.Server:
         """Listen on the run dir's control socket (mode 0600)."""
@@ -59,18 +83,25 @@ class ControlHandler:
         return server
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:  # nobody holds the master's fds by idling here
+            await _answer(writer, {"ok": False, "error": f"busy: {MAX_CONNECTIONS} control connections open"})
+            return
+        self._open += 1
         try:
-            line = await reader.readline()
-            answer = await self.dispatch(line)
-        except (ValueError, asyncio.LimitOverrunError) as exc:
-            answer = {"ok": False, "error": f"bad request: {exc}"}
-        try:
-            writer.write(json.dumps(answer).encode() + b"\n")
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+            try:
+                line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT_S)
+            except TimeoutError:
+                answer: dict[str, Any] = {
+                    "ok": False,
+                    "error": f"bad request: no line within {IDLE_TIMEOUT_S:g} s",
+                }
+            else:
+                answer = await self.dispatch(line)
+        except (ValueError, RecursionError, asyncio.LimitOverrunError) as exc:
+            answer = {"ok": False, "error": f"bad request: {type(exc).__name__}: {str(exc)[:200]}"}
         finally:
-            writer.close()
+            self._open -= 1
+        await _answer(writer, answer)
 
     async def dispatch(self, line: bytes) -> dict[str, Any]:
         try:
@@ -101,6 +132,9 @@ class ControlHandler:
         modules = request.get("modules") or []
         if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
             return {"ok": False, "error": "bad request: modules must be a list of module names"}
+        timeout = _timeout(request)  # checked before anything is signalled
+        if isinstance(timeout, str):
+            return {"ok": False, "error": timeout}
         gen = self.master.serving
         if gen is None or not gen.alive:
             return {"ok": False, "error": "no generation is serving"}
@@ -119,7 +153,7 @@ class ControlHandler:
         gen.signal(signal.SIGUSR1)
         if not request.get("wait"):
             return {"ok": True, "accepted": True, "id": reload_id, "generation": gen.number}
-        deadline = time.monotonic_ns() + int(float(request.get("timeout", 120)) * 1e9)
+        deadline = time.monotonic_ns() + int(timeout * 1e9)
         if not await gen.wait_until(lambda: reload_id in gen.reloads or not gen.alive, deadline):
             return {
                 "ok": False,

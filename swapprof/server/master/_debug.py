@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,9 @@ from urllib.parse import parse_qs, urlsplit
 from swapprof.server._fds import describe, parse_bind
 
 MAX_HEAD = 16384
+MAX_CONNECTIONS = 64
+IDLE_TIMEOUT_S = 10.0
+LIMIT_RE = re.compile(r"[0-9]{1,6}")  # ASCII digits only: '²'.isdigit() is true, int('²') fails
 
 
 class DebugServer:
@@ -29,6 +33,7 @@ class DebugServer:
         token: str | None = None,
     ) -> None:
         self.upgrades, self.status = upgrades, status
+        self._open = 0
         self.spec = parse_bind(bind)
         self.token = token
         self.address = ""
@@ -48,18 +53,30 @@ class DebugServer:
                 await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            status, ctype, body = self.route(head)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-            writer.close()
-            return
+        head_only = False
+        if self._open >= MAX_CONNECTIONS:  # idle clients cannot take the master's fds
+            status, ctype, body = 503, "text/plain", b"too many open debug connections\n"
+        else:
+            self._open += 1
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
+                head_only = head.split(b" ", 1)[0] == b"HEAD"
+                status, ctype, body = self.route(head)
+            except (asyncio.LimitOverrunError, ValueError):  # readuntil: a head over MAX_HEAD
+                status, ctype, body = 431, "text/plain", f"request head over {MAX_HEAD} bytes\n".encode()
+            except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                writer.close()
+                return
+            finally:
+                self._open -= 1
         reason = {
             200: "OK",
             400: "Bad Request",
             401: "Unauthorized",
             404: "Not Found",
             405: "Method Not Allowed",
+            431: "Request Header Fields Too Large",
+            503: "Service Unavailable",
         }
         headers = [
             f"HTTP/1.1 {status} {reason.get(status, 'Error')}",
@@ -71,7 +88,7 @@ class DebugServer:
         if status == 401:
             headers.append('WWW-Authenticate: Bearer realm="swapprof"')
         with contextlib.suppress(ConnectionError, OSError):
-            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + body)
+            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else body))
             await writer.drain()
         writer.close()
 
@@ -88,7 +105,10 @@ class DebugServer:
                 (ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("authorization:")),
                 "",
             )
-            if not hmac.compare_digest(auth.encode(), f"Bearer {self.token}".encode()):
+            scheme, _, credentials = auth.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                credentials.strip().encode(), self.token.encode()
+            ):
                 return 401, "text/plain", b"missing or wrong bearer token\n"
         url = urlsplit(target)
         query = parse_qs(url.query)
@@ -99,7 +119,7 @@ class DebugServer:
             return 200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY)
         if url.path == "/debug/swapprof/upgrades":
             limit_text = query.get("limit", ["50"])[0]
-            if not limit_text.isdigit() or int(limit_text) < 1:
+            if not LIMIT_RE.fullmatch(limit_text) or int(limit_text) < 1:
                 return 400, "text/plain", f"limit={limit_text!r}: expected a positive integer\n".encode()
             records = self.upgrades()[-int(limit_text) :]
             return 200, "application/json", json.dumps({"upgrades": records}).encode()

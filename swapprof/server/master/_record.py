@@ -1,7 +1,6 @@
 """The record of one upgrade: phases on CLOCK_MONOTONIC, outcome, reason, derived figures.
 
-Phase names are the shared vocabulary (spans, metric labels, bench output, dashboards):
-``requested -> spawn -> import -> ready -> switch -> drain -> exit``, or ``rollback``.
+Phase, outcome and reason names are the shared vocabulary (``swapprof._vocabulary``).
 """
 
 from __future__ import annotations
@@ -11,40 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from swapprof._vocabulary import (
-    CANCELLED,
-    REASON_COALESCED,
-    REASON_CRASHED,
-    REASON_EXITED,
-    REASON_IMPORT_ERROR,
-    REASON_LIFESPAN_FAILED,
-    REASON_OK,
-    REASON_PROBE_FAILED,
-    REASON_READY_TIMEOUT,
-    REASON_SPAWN_FAILED,
-    REASON_STOPPING,
-    ROLLED_BACK,
-    SUCCESS,
-    check_phase,
-)
-
-__all__ = [
-    "CANCELLED",
-    "REASON_COALESCED",
-    "REASON_CRASHED",
-    "REASON_EXITED",
-    "REASON_IMPORT_ERROR",
-    "REASON_LIFESPAN_FAILED",
-    "REASON_OK",
-    "REASON_PROBE_FAILED",
-    "REASON_READY_TIMEOUT",
-    "REASON_SPAWN_FAILED",
-    "REASON_STOPPING",
-    "ROLLED_BACK",
-    "SUCCESS",
-    "UpgradeRecord",
-    "summary_line",
-]
+from swapprof._vocabulary import SUCCESS, check_phase
 
 
 @dataclass

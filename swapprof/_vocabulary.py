@@ -93,6 +93,18 @@ REASONS: Final = (
     REASON_COALESCED,
 )
 
+ROLLBACK_REASONS: Final = (
+    REASON_SPAWN_FAILED,
+    REASON_IMPORT_ERROR,
+    REASON_APP_INVALID,
+    REASON_LIFESPAN_FAILED,
+    REASON_PROBE_FAILED,
+    REASON_EXITED,
+    REASON_CRASHED,
+    REASON_READY_TIMEOUT,
+)
+"""The reasons an upgrade can roll back with (each a series of ``swapprof.upgrades`` from the start)."""
+
 # ---------------------------------------------------------------- the run directory
 ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"
 DEFAULT_RUN_DIR: Final = ".swapprof"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 
@@ -48,3 +49,30 @@ def test_bad_debug_bind_is_a_usage_error(value: str, capsys: pytest.CaptureFixtu
 
     assert main(["serve", "swapprof.server.demo:app", "--debug-bind", value]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_counters_exist_at_zero_before_their_first_event() -> None:
+    """A dashboard panel shows 0, not "No data", and increase() sees the first kill."""
+    with ServerProcess() as server:
+        base = f"http://{server.status()['debug_address']}"
+        status, _, body = _get(f"{base}/metrics")
+        assert status == 200
+        text = body.decode()
+        assert re.search(r"^swapprof_forced_kills_total(\{[^}]*\})? 0\.0$", text, re.M), text[:3000]
+        for outcome, reason in (("rolled_back", "probe_failed"), ("success", "ok")):
+            series = rf'^swapprof_upgrades_total\{{[^}}]*outcome="{outcome}",reason="{reason}"\}} 0\.0$'
+            assert re.search(series, text, re.M), (outcome, reason)
+
+
+def test_upgrade_text_says_the_old_generation_was_killed() -> None:
+    from swapprof.server._cli_format import format_upgrade
+
+    record = {
+        "id": 3,
+        "outcome": "success",
+        "phases_ms": {},
+        "forced_kill": True,
+        "old_exit": "killed by SIGKILL",
+    }
+    assert "was killed (SIGKILL)" in format_upgrade(record)
+    assert "killed" not in format_upgrade({**record, "forced_kill": False, "old_exit": "exited with code 0"})

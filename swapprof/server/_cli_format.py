@@ -37,6 +37,10 @@ def format_upgrade(record: dict[str, Any]) -> str:
             f"  time_to_ready {record['time_to_ready_ms']:.1f} ms, upgrade_total "
             f"{record.get('upgrade_total_ms') or 0:.1f} ms, service_gap {record.get('service_gap_ms') or 0:.1f} ms"
         )
+    if record.get("forced_kill"):
+        lines.append(
+            f"  the old generation did not finish draining in time and was killed (SIGKILL): {record.get('old_exit')}"
+        )
     if record.get("coalesced"):
         lines.append(f"  coalesced {record['coalesced']} further request(s)")
     if record.get("tail"):

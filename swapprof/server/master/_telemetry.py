@@ -18,7 +18,17 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from swapprof._vocabulary import NEW_GENERATION_PHASES, OLD_GENERATION_PHASES, REQUESTED, ROLLBACK, SPAWN
+from swapprof._vocabulary import (
+    NEW_GENERATION_PHASES,
+    OLD_GENERATION_PHASES,
+    REASON_OK,
+    REQUESTED,
+    ROLLBACK,
+    ROLLBACK_REASONS,
+    ROLLED_BACK,
+    SPAWN,
+    SUCCESS,
+)
 from swapprof.server._rundir import RunDir
 from swapprof.server.master._child import Generation
 from swapprof.server.master._record import UpgradeRecord
@@ -66,6 +76,13 @@ class UpgradeObserver:
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
         )
+        # Counters exist from the start, at 0, for their known label sets: a dashboard shows 0, not
+        # "No data", and increase() sees the first event.
+        self.forced_kills.add(0)
+        self.coalesced.add(0)
+        self.upgrades.add(0, {"outcome": SUCCESS, "reason": REASON_OK})
+        for reason in ROLLBACK_REASONS:
+            self.upgrades.add(0, {"outcome": ROLLED_BACK, "reason": reason})
 
         def gauge(fn: Callable[[], float | None]) -> Callable[[Any], list[Any]]:
             def callback(options: Any) -> list[Any]:

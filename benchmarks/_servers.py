@@ -1,0 +1,179 @@
+"""The servers benchmarks/apps.py compares, behind one shape: start() -> url, upgrade(), stop().
+
+- ``swapprof serve`` (one generation; --threads 10 for WSGI); upgrade = ``swapprof ctl upgrade
+  --wait`` run as a command, which returns once the old generation has drained and exited;
+- uvicorn ``--workers 1``: steady only -- with one worker uvicorn runs without its supervisor, so
+  SIGHUP has no handler and ends the process (survives_hup() shows it in every run);
+- gunicorn ``-k uvicorn.workers.UvicornWorker -w 1``, the ASGI server that does restart on HUP;
+- gunicorn ``-k gthread -w 1 --threads 10`` (HUP forks new workers, then retires the old).
+A peer's upgrade is SIGHUP, then waiting until a new worker pid is the master's child, every
+old worker pid is gone and the port answers: the same "done" as ``ctl upgrade --wait``.
+Every process is started in its own session and stopped and reaped in stop().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from _hello_apps import App
+
+from swapprof.testing import ServerProcess
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_answer(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception), urllib.request.urlopen(url, timeout=2) as answer:
+            if answer.status == 200:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    found.add(int(entry))
+    return found
+
+
+class Swapprof:
+    name = "swapprof"
+
+    def __init__(self, app: App, log: Path) -> None:
+        args = ["--app-dir", str(app.app_dir), "--interface", app.interface]
+        if app.interface == "wsgi":
+            args += ["--threads", "10"]
+        self.server = ServerProcess(app.target, args=args)
+        self.log = log
+
+    def start(self) -> str:
+        self.server.start()
+        wait_answer(self.server.url + "/")
+        return self.server.url + "/"
+
+    def upgrade(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        argv = [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(self.server.run_dir)]
+        done = subprocess.run(
+            [*argv, "upgrade", "--wait", "--json"], capture_output=True, text=True, timeout=120
+        )
+        record = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+        return {
+            "ms": (time.monotonic() - t0) * 1000,
+            "ok": done.returncode == 0 and record.get("outcome") == "success",
+            "upgrade_total_ms": record.get("upgrade_total_ms"),
+            "detail": None if done.returncode == 0 else (done.stdout + done.stderr)[-500:],
+        }
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.log.write_bytes(self.server.log_path.read_bytes())
+        self.server.__exit__(None, None, None)
+
+
+class Peer:
+    def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
+        self.name, self.argv, self.port, self.log = name, argv, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=log, start_new_session=True)
+        url = f"http://127.0.0.1:{self.port}/"
+        wait_answer(url)
+        return url
+
+    def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
+        assert self.proc is not None
+        old = children(self.proc.pid)
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            now = children(self.proc.pid)
+            if now and not (now & old):
+                wait_answer(f"http://127.0.0.1:{self.port}/", deadline - time.monotonic())
+                return {
+                    "ms": (time.monotonic() - t0) * 1000,
+                    "ok": True,
+                    "old": sorted(old),
+                    "new": sorted(now),
+                }
+            time.sleep(0.01)
+        return {"ms": (time.monotonic() - t0) * 1000, "ok": False, "detail": "old worker still there"}
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):  # any worker the master left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def peers_for(app: App, logs: Path, tag: str) -> dict[str, Peer]:
+    """The ASGI app's peers: plain uvicorn, and gunicorn with uvicorn's worker (the usual way to
+    get a HUP restart for ASGI with one worker); the WSGI app's: gunicorn gthread."""
+    found = {}
+    if app.interface == "asgi":
+        port = free_port()
+        argv = [str(BIN / "uvicorn"), app.target, "--app-dir", str(app.app_dir), "--workers", "1"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        found["uvicorn"] = Peer("uvicorn", argv, port, logs / f"{tag}-uvicorn.log")
+        port = free_port()
+        argv = [str(BIN / "gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "-w", "1"]
+        argv += ["--chdir", str(app.app_dir), "-b", f"127.0.0.1:{port}", app.target]
+        found["gunicorn-uvicorn"] = Peer("gunicorn-uvicorn", argv, port, logs / f"{tag}-gunicorn-uvicorn.log")
+    else:
+        port = free_port()
+        argv = [str(BIN / "gunicorn"), "-k", "gthread", "-w", "1", "--threads", "10"]
+        argv += ["--chdir", str(app.app_dir), "-b", f"127.0.0.1:{port}", app.target]
+        found["gunicorn"] = Peer("gunicorn", argv, port, logs / f"{tag}-gunicorn.log")
+    return found
+
+
+def survives_hup(peer: Peer, wait: float = 3.0) -> dict[str, Any]:
+    """Start ``peer``, SIGHUP its master once, and tell whether it still answers ``wait`` s later."""
+    url = peer.start()
+    try:
+        assert peer.proc is not None
+        before = children(peer.proc.pid)
+        peer.proc.send_signal(signal.SIGHUP)
+        time.sleep(wait)
+        alive, answers = peer.proc.poll() is None, False
+        if alive:
+            with contextlib.suppress(RuntimeError):
+                wait_answer(url, 2.0)
+                answers = True
+        return {"survives": answers, "exit_code": peer.proc.returncode, "workers_before": len(before)}
+    finally:
+        peer.stop()

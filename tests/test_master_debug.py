@@ -6,6 +6,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,35 @@ def test_upgrade_text_says_the_old_generation_was_killed() -> None:
     }
     assert "was killed (SIGKILL)" in format_upgrade(record)
     assert "killed" not in format_upgrade({**record, "forced_kill": False, "old_exit": "exited with code 0"})
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:0", "[::]:0"])
+def test_a_non_loopback_debug_bind_without_a_token_is_a_usage_error(
+    bind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from swapprof.cli import main
+
+    assert main(["serve", "swapprof.server.demo:app", "--debug-bind", bind]) == 2
+    assert "not a loopback address" in capsys.readouterr().err
+
+
+def test_the_token_comes_from_a_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    with ServerProcess(args=["--debug-token-file", str(token_file)]) as server:
+        base = f"http://{server.status()['debug_address']}"
+        assert _get(f"{base}/metrics")[0] == 401
+        assert _get(f"{base}/metrics", token="from-a-file")[0] == 200
+        assert "--debug-token on the command line" not in server.log()
+
+
+def test_a_token_on_the_command_line_warns() -> None:
+    with ServerProcess(args=["--debug-token", "visible"]) as server:
+        assert "--debug-token on the command line is visible" in server.log()
+
+
+def test_a_missing_token_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from swapprof.cli import main
+
+    assert main(["serve", "swapprof.server.demo:app", "--debug-token-file", str(tmp_path / "none")]) == 2
+    assert "--debug-token-file" in capsys.readouterr().err

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
+from pathlib import Path
 
 from swapprof._argtypes import Subparsers
 from swapprof._argtypes import count as _count
@@ -96,7 +99,14 @@ def add_parser(subparsers: Subparsers) -> None:
         help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
     )
     serve.add_argument(
-        "--debug-token", metavar="TOKEN", help="require 'Authorization: Bearer TOKEN' on debug routes"
+        "--debug-token",
+        metavar="TOKEN",
+        help="require 'Authorization: Bearer TOKEN' on debug routes (visible in ps: prefer --debug-token-file)",
+    )
+    serve.add_argument(
+        "--debug-token-file",
+        metavar="FILE",
+        help="read the debug token from FILE (also SWAPPROF_DEBUG_TOKEN_FILE; or SWAPPROF_DEBUG_TOKEN)",
     )
     serve.add_argument(
         "--otel-global",
@@ -151,7 +161,7 @@ def run_serve(args: argparse.Namespace) -> int:
         drain_grace=args.drain_grace,
         probe_path=args.probe_path,
         debug_bind=args.debug_bind,
-        debug_token=args.debug_token,
+        debug_token=_debug_token(args),
         app_metrics_path=args.app_metrics_path,
         interface=args.interface,
         threads=args.threads,
@@ -170,6 +180,31 @@ def run_serve(args: argparse.Namespace) -> int:
             # the app object is not an app: a usage error, said in the one line the generation gave
             raise ConfigError(str(exc.record.get("detail") or exc)) from None
         raise
+
+
+ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"
+
+
+def _debug_token(args: argparse.Namespace) -> str | None:
+    """``--debug-token-file`` (or its env var) read, else ``--debug-token`` with a warning: a
+    command line is readable by every local user. None: ServerConfig then reads the env var."""
+    path = args.debug_token_file or os.environ.get(ENV_DEBUG_TOKEN_FILE)
+    if path:
+        try:
+            token = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--debug-token-file {path!r}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"--debug-token-file {path!r} is empty")
+        return token
+    if args.debug_token:
+        print(
+            "swapprof: warning: --debug-token on the command line is visible to every local user "
+            "(ps); use --debug-token-file or SWAPPROF_DEBUG_TOKEN",
+            file=sys.stderr,
+        )
+    given: str | None = args.debug_token
+    return given
 
 
 def run_ctl(args: argparse.Namespace) -> int:

@@ -112,6 +112,11 @@ class ServerConfig:
             spec = parse_bind(self.debug_bind)
             if spec.is_unix:
                 raise ConfigError("--debug-bind takes HOST:PORT, not a Unix socket")
+            if not _loopback(spec.host) and not self.debug_token:
+                raise ConfigError(
+                    f"--debug-bind {self.debug_bind!r} is not a loopback address: the debug routes would "
+                    "answer anyone who can reach it; set a token (--debug-token-file or SWAPPROF_DEBUG_TOKEN)"
+                )
         if self.app_metrics_path and not self.app_metrics_path.startswith("/"):
             raise ConfigError(
                 f"--app-metrics-path {self.app_metrics_path!r} must start with '/' (or be empty)"
@@ -181,6 +186,18 @@ class ServerConfig:
         if "preload" not in values and env.get(ENV_PRELOAD):
             values["preload"] = tuple(p for p in env[ENV_PRELOAD].split(",") if p)
         return replace(cls(app=app), **values)  # type: ignore[arg-type]
+
+
+def _loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost; a name or wildcard (0.0.0.0, ::) is not."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _default_python() -> str:

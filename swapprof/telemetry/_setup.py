@@ -22,6 +22,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,21 +87,25 @@ class Telemetry:
         )
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush, then stop exporters (bounded). Call before exit or exec; safe twice."""
+        """Flush, then stop exporters: both within ``timeout`` (default ``flush_timeout``) in
+        all, whatever the collector does. Call before exit or exec; safe twice."""
         if self._closed:
             return True
         self._closed = True
-        ok = self.flush(timeout)
+        budget = self.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        ok = self.flush(budget * 0.8)
+        left = max(0.05, deadline - time.monotonic())
 
         def run() -> bool:
             for provider in self._providers():
                 if provider is self.meter_provider:
-                    provider.shutdown(timeout_millis=int(1000 * self.flush_timeout))
+                    provider.shutdown(timeout_millis=int(1000 * left))
                 else:
                     provider.shutdown()
             return True
 
-        _bounded(self.flush_timeout, "shutdown", run)
+        _bounded(left, "shutdown", run)
         return ok
 
 
@@ -195,7 +200,9 @@ def _build(
 
     from swapprof.telemetry._jsonl import JsonLinesSpanExporter
 
-    tracer_provider = TracerProvider(resource=resource)
+    # shutdown_on_exit=False: swapprof shuts its providers down itself, within its bound; the
+    # SDK's atexit shutdown would wait on a collector that does not answer all over again
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     exporter = None
     if path is not None:
         exporter = JsonLinesSpanExporter(path, max_bytes=max_bytes)
@@ -214,7 +221,9 @@ def _build(
         View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(SECONDS_BUCKETS))
         for name in SECONDS_HISTOGRAMS
     ]
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=views)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, views=views, shutdown_on_exit=False
+    )
     if exporter is not None:
         _count_drops(meter_provider, exporter)
     return Telemetry(tracer_provider, meter_provider, path, endpoint, flush_timeout, exporter)
@@ -241,7 +250,9 @@ def _install_global(
     from opentelemetry.sdk.trace import TracerProvider
 
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        app = TracerProvider(resource=resource)  # never the span file: see the module docstring
+        app = TracerProvider(
+            resource=resource, shutdown_on_exit=False
+        )  # never the span file: see the module docstring
         if telemetry.otlp_endpoint:
             from swapprof.telemetry._otlp import otlp_span_processor
 

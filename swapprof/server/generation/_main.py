@@ -69,8 +69,7 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
         print(
             f"swapprof: generation {generation} {c.FAILURE_APP_INVALID}: {exc}", file=sys.stderr, flush=True
         )
-        telemetry.record(telemetry.traceparent, [(IMPORT, started, _now(), str(exc))])
-        telemetry.shutdown()
+        telemetry.record(telemetry.traceparent, [(IMPORT, started, _now(), str(exc))], last=True)
         _failed(notifier, c.FAILURE_APP_INVALID, str(exc))
         return c.EXIT_APP_INVALID
     except BaseException as exc:
@@ -78,8 +77,7 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
 
         traceback.print_exc()
         failed = _now()
-        telemetry.record(telemetry.traceparent, [(IMPORT, started, failed, _one_line(exc))])
-        telemetry.shutdown()
+        telemetry.record(telemetry.traceparent, [(IMPORT, started, failed, _one_line(exc))], last=True)
         _failed(notifier, c.FAILURE_IMPORT, _one_line(exc))
         return c.EXIT_IMPORT
     imported = _now()
@@ -156,8 +154,7 @@ async def _serve(
             (IMPORT, stamps[c.STAGE_STARTED], imported, None),
             (READY, imported, _now(), _one_line(exc)),
         ]
-        await loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
-        await loop.run_in_executor(None, telemetry.shutdown)
+        await loop.run_in_executor(None, lambda: telemetry.record(telemetry.traceparent, phases, last=True))
         _failed(notifier, reason, _one_line(exc))
         return c.EXIT_LIFESPAN if reason == c.FAILURE_LIFESPAN else c.EXIT_PROBE
     ready = _now()
@@ -196,8 +193,7 @@ async def _serve(
         (DRAIN, stopped, drained, None),
         (EXIT, drained, _now(), None),
     ]
-    await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, **counts))
-    await loop.run_in_executor(None, telemetry.shutdown)
+    await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, last=True, **counts))
     return 0
 
 

@@ -77,10 +77,33 @@ class GenerationTelemetry:
         return HandoffRecorder.from_traceparent(traceparent, self.tracestate, record_metrics=False)
 
     def record(
-        self, traceparent: str | None, phases: list[tuple[str, int, int, str | None]], **attrs: Any
+        self,
+        traceparent: str | None,
+        phases: list[tuple[str, int, int, str | None]],
+        *,
+        last: bool = False,
+        **attrs: Any,
     ) -> None:
         """Record phases (name, start mono ns, end mono ns, error) under ``traceparent``, flush,
-        and tell the master which spans were sent."""
+        and tell the master which spans were sent. ``last``: this process is about to exit, so
+        flush and shut down in ONE budget (SWAPPROF_FLUSH_TIMEOUT), whatever the collector does."""
+        if last:
+            try:
+                self._record(traceparent, phases, attrs, flush=False)
+                if self.telemetry is not None and self.telemetry.shutdown() and traceparent and phases:
+                    self.notifier.send(**{F_SPANS: ",".join(name for name, *_ in phases)})
+            except Exception as exc:
+                log.warning("swapprof: recording spans failed: %r", exc)
+            return
+        self._record(traceparent, phases, attrs, flush=True)
+
+    def _record(
+        self,
+        traceparent: str | None,
+        phases: list[tuple[str, int, int, str | None]],
+        attrs: dict[str, Any],
+        flush: bool,
+    ) -> None:
         if not self.enabled or not traceparent or not phases:
             return
         self.setup()
@@ -92,7 +115,7 @@ class GenerationTelemetry:
             recorder = self._recorder(traceparent)
             for name, start, end, error in phases:
                 recorder.record_phase(name, epoch_ns(start), epoch_ns(end), error=error, **attrs)
-            if self.telemetry.flush():
+            if flush and self.telemetry.flush():
                 self.notifier.send(**{F_SPANS: ",".join(name for name, *_ in phases)})
         except Exception as exc:
             log.warning("swapprof: recording spans failed: %r", exc)

@@ -182,12 +182,11 @@ def run_serve(args: argparse.Namespace) -> int:
         raise
 
 
-ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"
-
-
 def _debug_token(args: argparse.Namespace) -> str | None:
     """``--debug-token-file`` (or its env var) read, else ``--debug-token`` with a warning: a
     command line is readable by every local user. None: ServerConfig then reads the env var."""
+    from swapprof.server._config import ENV_DEBUG_TOKEN_FILE
+
     path = args.debug_token_file or os.environ.get(ENV_DEBUG_TOKEN_FILE)
     if path:
         try:

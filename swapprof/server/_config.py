@@ -45,6 +45,7 @@ _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # generation are named in _contract).
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_SPARE = "SWAPPROF_SPARE"
+ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"  # read by the CLI (swapprof serve)
 
 
 @dataclass(frozen=True)

@@ -166,3 +166,17 @@ def test_a_generation_stuck_past_the_drain_timeout_is_killed_and_counted() -> No
     )
     assert status["forced_kills"] == 1
     assert record["phases_ms"]["switch"] + record["phases_ms"]["drain"] >= 1000  # the whole --drain-timeout
+
+
+def test_exit_grace_bounds_a_slow_exit_after_the_drain() -> None:
+    """--exit-grace: a drained generation whose lifespan shutdown outlasts it is killed, counted,
+    and the upgrade says so; the default (5 s) lets the same 2 s shutdown finish."""
+    apps = str(Path(__file__).parent / "apps")
+    env = {**os.environ, "SLOW_EXIT_S": "2"}
+    with ServerProcess("slowexit:app", args=["--app-dir", apps, "--exit-grace", "0.5"], env=env) as server:
+        record = server.upgrade()
+        assert record["outcome"] == "success" and record.get("forced_kill") is True, record
+        assert server.status()["forced_kills"] == 1
+    with ServerProcess("slowexit:app", args=["--app-dir", apps], env=env) as server:
+        record = server.upgrade()
+        assert record["outcome"] == "success" and not record.get("forced_kill"), record

@@ -59,6 +59,12 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="S",
         help="how long idle keep-alive connections stay open after the switch (default 1)",
     )
+    serve.add_argument(
+        "--exit-grace",
+        type=_seconds,
+        metavar="S",
+        help="how long a drained generation may take to exit (lifespan shutdown, telemetry flush) before SIGKILL (default 5)",
+    )
     serve.add_argument("--probe-path", metavar="PATH", help="app path the self-probe must get a 2xx from")
     serve.add_argument(
         "--interface",
@@ -159,6 +165,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ready_timeout=args.ready_timeout,
         drain_timeout=args.drain_timeout,
         drain_grace=args.drain_grace,
+        exit_grace=args.exit_grace,
         probe_path=args.probe_path,
         debug_bind=args.debug_bind,
         debug_token=_debug_token(args),

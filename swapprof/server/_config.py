@@ -45,6 +45,7 @@ _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # generation are named in _contract).
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_SPARE = "SWAPPROF_SPARE"
+ENV_EXIT_GRACE = "SWAPPROF_EXIT_GRACE"
 ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"  # read by the CLI (swapprof serve)
 
 
@@ -62,6 +63,8 @@ class ServerConfig:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     """Seconds the old generation has to finish in-flight requests; then SIGKILL (counted)."""
     drain_grace: float = DEFAULT_DRAIN_GRACE
+    exit_grace: float = 5.0
+    """Seconds a drained generation has to exit (lifespan shutdown, telemetry flush) before SIGKILL."""
     """Seconds an idle keep-alive connection is kept open after the switch before it is closed."""
     probe_path: str | None = None
     """If set, the self-probe also asks the app for this path and wants a 2xx."""
@@ -91,7 +94,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not _APP_RE.match(self.app):
             raise ConfigError(f"app {self.app!r}: expected MODULE:ATTRIBUTE, e.g. swapprof.server.demo:app")
-        for name in ("ready_timeout", "drain_timeout", "drain_grace"):
+        for name in ("ready_timeout", "drain_timeout", "drain_grace", "exit_grace"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(
@@ -157,6 +160,7 @@ class ServerConfig:
             ("ready_timeout", ENV_READY_TIMEOUT),
             ("drain_timeout", ENV_DRAIN_TIMEOUT),
             ("drain_grace", ENV_DRAIN_GRACE),
+            ("exit_grace", ENV_EXIT_GRACE),
         ):
             if name not in values and var in env:
                 try:

@@ -228,7 +228,11 @@ class Master:
 
     async def _stop_generations(self) -> None:
         """SIGTERM every live generation (SIGKILL one still starting); kill what outlasts the drain."""
-        for _ in range(await stop_all(self.generations.values(), self.config.drain_timeout + 1.0)):
+        for _ in range(
+            await stop_all(
+                self.generations.values(), self.config.drain_timeout + 1.0, grace_s=self.config.exit_grace
+            )
+        ):
             self._forced_kill()
 
     # ---------------------------------------------------------------- upgrades

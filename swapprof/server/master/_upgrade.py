@@ -50,7 +50,7 @@ from swapprof.server.master._record import UpgradeRecord
 from swapprof.server.master._spawn import SpawnError
 
 EXIT_GRACE_S = 5.0
-"""Seconds a generation has to be gone after SIGKILL (or after its drain) before it counts as stuck."""
+"""Seconds a SIGKILLed generation has to be reaped before the upgrade moves on without it."""
 
 _FAILURES = {
     FAILURE_IMPORT: REASON_IMPORT_ERROR,
@@ -138,7 +138,7 @@ class Upgrade:
             reason, detail = REASON_EXITED, new.describe_exit()
         if new.alive:
             new.kill()
-            await exited(new)
+            await exited(new, self.config.exit_grace)
         record.phase(ROLLBACK, failed_at, time.monotonic_ns())
         record.outcome, record.reason, record.detail = ROLLED_BACK, reason, detail
         record.tail = list(new.tail)
@@ -168,7 +168,7 @@ class Upgrade:
         )
         if not drained:
             self._kill(old)
-        if not await exited(old):  # ignored even SIGKILL's grace: count it and move on
+        if not await exited(old, self.config.exit_grace):  # drained, but did not exit: kill, count
             self._kill(old)
             await exited(old)
         drained_at = old.stages.get(STAGE_DRAINED, old.exited_at or time.monotonic_ns())

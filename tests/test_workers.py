@@ -10,14 +10,37 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from swapprof._errors import ConfigError
+from swapprof.cli import build_parser
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.server._cli_format import format_status
+from swapprof.server._config import ServerConfig
 from swapprof.telemetry import read_spans
 from swapprof.testing import ServerProcess
 from tests._apps import set_fault, write_faulty_app
 from tests._helpers import http_get, wait_for
 
 NO_ERRORS = {k: 0 for k in error_counts([])}
+
+
+def test_workers_setting_flag_env_auto_and_refusals() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert ServerConfig("m:app").workers == 1
+    assert ServerConfig.from_env("m:app", {}, workers="auto").workers == cpus
+    assert ServerConfig.from_env("m:app", {"SWAPPROF_WORKERS": "3"}).workers == 3
+    assert ServerConfig.from_env("m:app", {"SWAPPROF_WORKERS": "auto"}).workers == cpus
+    assert ServerConfig.from_env("m:app", {"SWAPPROF_WORKERS": "3"}, workers=2).workers == 2
+    for bad in (0, -1, "0", "two", True, 1.5):
+        with pytest.raises(ConfigError, match="--workers"):
+            ServerConfig.from_env("m:app", workers=bad)
+    with pytest.raises(ConfigError, match="--workers"):
+        ServerConfig.from_env("m:app", {"SWAPPROF_WORKERS": "many"})
+    args = build_parser().parse_args(["serve", "m:app", "--workers", "auto"])
+    assert args.workers == cpus
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "m:app", "--workers", "0"])
 
 
 def _workers(status: dict[str, Any], generation: int | None = None) -> list[dict[str, Any]]:
@@ -196,3 +219,40 @@ def test_status_lists_every_worker_with_its_memory_and_the_spans_carry_the_worke
     assert {p: w for p, w in by_phase.items() if p in ("import", "ready", "switch", "drain", "exit")} == {
         p: {0, 1} for p in ("import", "ready", "switch", "drain", "exit")
     }
+
+
+def test_replacements_that_keep_dying_back_off_and_a_stable_one_resets() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from swapprof.server.master._restarts import WorkerRestarts
+
+    said: list[str] = []
+    restarts = WorkerRestarts(
+        asyncio.new_event_loop(),
+        spawn=None,  # type: ignore[arg-type]
+        serving=lambda: None,
+        busy=lambda: False,
+        stopping=lambda: True,  # nothing is scheduled: only the delays are looked at
+        counted=lambda: None,
+        recover=lambda: None,
+        idle=lambda: True,
+        ready_timeout=30.0,
+        say=said.append,
+        run_task=None,  # type: ignore[arg-type]
+    )
+
+    def death(lived_s: float, ready: bool = True) -> float:
+        gen = SimpleNamespace(
+            worker=1, number=4, pid=99, spawned_at=1, exited_at=1 + int(lived_s * 1e9),
+            stages={"ready": 2} if ready else {}, describe_exit=lambda: "killed by SIGKILL",
+        )  # fmt: skip
+        restarts.died(None, gen)  # type: ignore[arg-type]
+        return restarts.delay(1)
+
+    assert death(100.0) == 0.0  # a worker that served a while: replaced at once
+    assert [death(0.5) for _ in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert death(3.0, ready=False) == 30.0
+    assert death(12.0) == 0.0  # lived 10 s: the back-off starts over
+    assert restarts.delay(0) == 0.0  # per slot
+    restarts.loop.close()

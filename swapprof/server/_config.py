@@ -127,7 +127,7 @@ class ServerConfig:
             raise ConfigError(
                 f"--threads must be a whole number of threads, at least 1, not {self.threads!r}"
             )
-        workers_count(self.workers)
+        object.__setattr__(self, "workers", workers_count(self.workers))  # "auto" -> the CPU count
         if self.drain_grace > self.drain_timeout:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):

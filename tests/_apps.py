@@ -16,6 +16,8 @@ VERSION = (HERE / "VERSION").read_text().strip() if (HERE / "VERSION").exists() 
 
 if FAULT == "import":
     raise RuntimeError("deliberate import failure")
+if FAULT == "import-worker-1" and os.environ.get("SWAPPROF_WORKER") == "1":
+    raise RuntimeError("deliberate import failure in worker 1")
 if FAULT == "hang":
     time.sleep(3600)
 

@@ -78,6 +78,12 @@ def add_parser(subparsers: Subparsers) -> None:
         help="threads running a WSGI app's requests (a2wsgi pool; default 10)",
     )
     serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N|auto",
+        help="worker processes per generation on the same listeners (default 1; auto = one per CPU)",
+    )
+    serve.add_argument(
         "--loop",
         choices=LOOPS,
         help="event loop: asyncio, uvloop, or auto (uvloop when installed), as uvicorn's",
@@ -149,6 +155,15 @@ def add_parser(subparsers: Subparsers) -> None:
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
 
 
+def _workers(text: str) -> int:
+    from swapprof.server._config import workers_count
+
+    try:
+        return workers_count(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     return run_serve(args) if args.command == "serve" else run_ctl(args)
 
@@ -172,6 +187,7 @@ def run_serve(args: argparse.Namespace) -> int:
         app_metrics_path=args.app_metrics_path,
         interface=args.interface,
         threads=args.threads,
+        workers=args.workers,
         loop=args.loop,
         http=args.http,
         otel_global=args.otel_global,

@@ -49,21 +49,30 @@ def format_upgrade(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _mib(kb: int | None) -> str:
+    return "-" if kb is None else f"{kb / 1024:.1f}M"
+
+
 def format_status(status: dict[str, Any]) -> str:
     lines = [
         f"master pid {status['master_pid']}, up {status['uptime_s']:.0f} s, listening on {', '.join(status['addresses'])}",
-        f"{'GEN':>4} {'PID':>8} {'STATE':<9} {'UPTIME':>9} {'CONNS':>6} {'FDS':>5}",
+        f"{'GEN':>4} {'W':>3} {'PID':>8} {'STATE':<9} {'UPTIME':>9} {'CONNS':>6} {'FDS':>5} "
+        f"{'RSS':>8} {'PSS':>8}",
     ]
     for gen in status["generations"]:
         fds = "-" if gen["fds"] is None else str(gen["fds"])
         lines.append(
-            f"{gen['generation']:>4} {gen['pid']:>8} {gen['state']:<9} {gen['uptime_s']:>8.1f}s "
-            f"{gen['connections']:>6} {fds:>5}"
+            f"{gen['generation']:>4} {gen.get('worker', 0):>3} {gen['pid']:>8} {gen['state']:<9} "
+            f"{gen['uptime_s']:>8.1f}s {gen['connections']:>6} {fds:>5} "
+            f"{_mib(gen.get('rss_kb')):>8} {_mib(gen.get('pss_kb')):>8}"
         )
     zygote = status.get("zygote")
     if zygote:
         spare = f"spare pid {zygote['spare_pid']} waiting" if zygote.get("spare_pid") else "no spare waiting"
         lines.append(f"zygote {zygote['serial']} pid {zygote['pid']}; {spare}")
     totals = ", ".join(f"{k}={v}" for k, v in sorted(status["upgrades_total"].items())) or "none"
-    lines.append(f"upgrades: {totals}; forced kills {status['forced_kills']}")
+    lines.append(
+        f"upgrades: {totals}; forced kills {status['forced_kills']}; "
+        f"worker restarts {status.get('worker_restarts', 0)}"
+    )
     return "\n".join(lines)

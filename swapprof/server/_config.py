@@ -32,6 +32,7 @@ from swapprof.server._contract import (
     ENV_READY_TIMEOUT,
     ENV_RUN_DIR,
     ENV_THREADS,
+    GenerationContract,
 )
 from swapprof.server._fds import BindSpec, parse_bind
 from swapprof.server._rundir import DEFAULT_RUN_DIR
@@ -47,6 +48,26 @@ ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_SPARE = "SWAPPROF_SPARE"
 ENV_EXIT_GRACE = "SWAPPROF_EXIT_GRACE"
 ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"  # read by the CLI (swapprof serve)
+ENV_WORKERS = "SWAPPROF_WORKERS"
+WORKERS_AUTO = "auto"
+
+
+def workers_count(value: str | int) -> int:
+    """``--workers``/``SWAPPROF_WORKERS``: a whole number >= 1, or ``auto`` (the CPUs this
+    process may run on, ``len(os.sched_getaffinity(0))``). Raise ConfigError otherwise."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == WORKERS_AUTO:
+            return len(os.sched_getaffinity(0))
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(
+                f"--workers {value!r}: expected a whole number (at least 1) or 'auto'"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"--workers must be a whole number of processes, at least 1, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,8 @@ class ServerConfig:
     """Event loop: ``asyncio``, ``uvloop``, or ``auto`` (uvloop when installed), as uvicorn."""
     http: str = DEFAULT_HTTP
     """HTTP parser: ``h11``, ``httptools``, or ``auto`` (httptools when installed), as uvicorn."""
+    workers: int = 1
+    """Worker processes per generation, serving the same listeners (``auto``: one per CPU)."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -108,6 +131,7 @@ class ServerConfig:
             raise ConfigError(
                 f"--threads must be a whole number of threads, at least 1, not {self.threads!r}"
             )
+        object.__setattr__(self, "workers", workers_count(self.workers))  # "auto" -> the CPU count
         if self.drain_grace > self.drain_timeout:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):
@@ -138,6 +162,26 @@ class ServerConfig:
         if self.app_dir is not None and not Path(self.app_dir).is_dir():
             raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
         self.bind_specs()  # validates every --bind
+
+    def contract(self, run_dir: str, master_pid: int) -> GenerationContract:
+        """What each generation process is told of these settings (``_contract``)."""
+        return GenerationContract(
+            app=self.app,
+            run_dir=run_dir,
+            master_pid=master_pid,
+            ready_timeout=self.ready_timeout,
+            drain_timeout=self.drain_timeout,
+            drain_grace=self.drain_grace,
+            app_dir=str(Path(self.app_dir).resolve()) if self.app_dir else None,
+            probe_path=self.probe_path,
+            app_metrics_path=self.app_metrics_path,
+            debug_token=self.debug_token,
+            otel_global=self.otel_global,
+            interface=self.interface,
+            threads=self.threads,
+            loop=self.loop,
+            http=self.http,
+        )
 
     def bind_specs(self) -> list[BindSpec]:
         values = list(self.binds)
@@ -182,6 +226,10 @@ class ServerConfig:
                 values["threads"] = int(env[ENV_THREADS])
             except ValueError:
                 raise ConfigError(f"{ENV_THREADS}={env[ENV_THREADS]!r} is not a whole number") from None
+        if "workers" not in values and env.get(ENV_WORKERS):
+            values["workers"] = env[ENV_WORKERS]
+        if isinstance(values.get("workers"), str):
+            values["workers"] = workers_count(str(values["workers"]))
         if "spare" not in values and env.get(ENV_SPARE):
             if env[ENV_SPARE] not in ("0", "1"):
                 raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")

@@ -9,6 +9,7 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_INTERFACE=auto|asgi|wsgi  SWAPPROF_THREADS=N (WSGI pool)
     SWAPPROF_LOOP=auto|asyncio|uvloop  SWAPPROF_HTTP=auto|h11|httptools   (``_stack``)
     SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
+    SWAPPROF_WORKER=I               (per spawn: this process's index in its generation, 0..N-1)
     SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
     LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
 
@@ -16,7 +17,7 @@ A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD`` and ``SWAPPROF_P
 
 Back from the generation, over sd_notify (``_notify``): ``SWAPPROF_STAGE`` with a
 CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (with READY=1),
-``stopped_accepting``, ``drained``; READY also says what it runs: ``SWAPPROF_INTERFACE``
+``stopped_accepting``, ``drained``; ``started`` also says ``SWAPPROF_WORKER`` (its index); READY also says what it runs: ``SWAPPROF_INTERFACE``
 (asgi|wsgi), ``SWAPPROF_LOOP`` (asyncio|uvloop), ``SWAPPROF_HTTP`` (h11|httptools); or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
 STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
 open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). Exit codes: ``EXIT_*``.
@@ -50,6 +51,7 @@ ENV_LOOP: Final = "SWAPPROF_LOOP"
 ENV_HTTP: Final = "SWAPPROF_HTTP"
 ENV_MASTER_PID: Final = "SWAPPROF_MASTER_PID"
 ENV_GENERATION: Final = "SWAPPROF_GENERATION"
+ENV_WORKER: Final = "SWAPPROF_WORKER"
 ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
 ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
 ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
@@ -78,10 +80,14 @@ F_SPANS: Final = "SWAPPROF_SPANS"
 F_RELOAD: Final = "SWAPPROF_RELOAD"
 F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
 F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
+F_WORKER: Final = ENV_WORKER
 F_INTERFACE: Final = ENV_INTERFACE
 F_LOOP: Final = ENV_LOOP
 F_HTTP: Final = ENV_HTTP
 F_PREFIX: Final = "SWAPPROF_"
+
+ATTR_WORKER: Final = "swapprof.worker"
+"""Span attribute on every phase span a worker records (or the master records for it): its index."""
 
 STAGE_STARTED: Final = "started"
 STAGE_IMPORTED: Final = "imported"
@@ -178,6 +184,12 @@ class GenerationContract:
             http=env.get(ENV_HTTP) or DEFAULT_HTTP,
             otel_global=env.get(ENV_OTEL_GLOBAL, "0").strip() == "1",
         )
+
+
+def worker_index(env: Mapping[str, str] | None = None) -> int:
+    """This process's index in its generation (``SWAPPROF_WORKER``; 0 when unset)."""
+    text = (os.environ if env is None else env).get(ENV_WORKER, "0")
+    return int(text) if text.isdigit() else 0
 
 
 def telemetry_enabled(env: Mapping[str, str] | None = None) -> bool:

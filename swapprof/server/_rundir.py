@@ -7,8 +7,8 @@
     RUN_DIR/state.json            addresses, serving generation, debug address (atomic rewrite)
     RUN_DIR/upgrades.jsonl        one line per ended upgrade
     RUN_DIR/spans.jsonl           the embedded span file (swapprof.telemetry)
-    RUN_DIR/handoff/gen-N.json    the trace context generation N records switch/drain/exit under
-    RUN_DIR/handoff/reload-N.json the modules ``ctl reload`` asks generation N to reload
+    RUN_DIR/handoff/gen-N.W.json  the trace context worker W of generation N records switch/drain/exit under
+    RUN_DIR/handoff/reload-N.W.json the modules ``ctl reload`` asks worker W of generation N to reload
 
 Writes are atomic (a temporary file renamed over the target) where a reader may look at any
 time. The master writes; generations only read their handoff files.
@@ -54,11 +54,11 @@ class RunDir:
     def upgrades(self) -> Path:
         return self.path / UPGRADES_NAME
 
-    def handoff(self, generation: int) -> Path:
-        return self.path / HANDOFF_DIR / f"gen-{generation}.json"
+    def handoff(self, generation: int, worker: int = 0) -> Path:
+        return self.path / HANDOFF_DIR / f"gen-{generation}.{worker}.json"
 
-    def reload_request(self, generation: int) -> Path:
-        return self.path / HANDOFF_DIR / f"reload-{generation}.json"
+    def reload_request(self, generation: int, worker: int = 0) -> Path:
+        return self.path / HANDOFF_DIR / f"reload-{generation}.{worker}.json"
 
     # -- writes ------------------------------------------------------------------------------
     def create(self) -> None:

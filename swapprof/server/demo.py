@@ -1,6 +1,6 @@
 """The demo app (ASGI), the target of ``make demo``, the tests and the benchmarks.
 
-Routes: ``GET /`` -> ``{"generation": N, "pid": P}``; ``/slow?ms=`` sleeps; ``/cpu?ms=``
+Routes: ``GET /`` -> ``{"generation": N, "worker": I, "pid": P}``; ``/slow?ms=`` sleeps; ``/cpu?ms=``
 burns CPU; ``/alloc?kb=`` allocates and keeps memory; ``/healthz``. Bad parameters get 400.
 """
 
@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from swapprof.server._contract import ENV_GENERATION
+from swapprof.server._contract import ENV_GENERATION, worker_index
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 GENERATION = int(os.environ.get(ENV_GENERATION, "0"))
+WORKER = worker_index()
 MAX_MS = 60_000
 MAX_KB = 1_048_576
 _kept: list[bytearray] = []
@@ -76,7 +77,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
-    base = {"generation": GENERATION, "pid": os.getpid()}
+    base = {"generation": GENERATION, "worker": WORKER, "pid": os.getpid()}
     try:
         if path == "/":
             await _respond(send, 200, base)

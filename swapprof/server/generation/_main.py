@@ -33,10 +33,13 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
     notifier = Notifier.from_env()
     os.environ.pop(c.ENV_NOTIFY_SOCKET, None)  # the app must not talk to the master by accident
     generation = int(os.environ.get(c.ENV_GENERATION, "1"))
+    worker = c.worker_index()
     contract = GenerationContract.from_env()
     started = _now()
     try:
-        notifier.deliver(**{c.F_STAGE: c.STAGE_STARTED, c.F_T: started}, MAINPID=os.getpid())
+        notifier.deliver(
+            **{c.F_STAGE: c.STAGE_STARTED, c.F_T: started, c.F_WORKER: worker}, MAINPID=os.getpid()
+        )
     except (ConnectionRefusedError, FileNotFoundError):
         # Nobody listens for this generation: its master gave it up (say, a zygote's answer
         # that came too late). Serving unmanaged on the shared listeners would be worse.
@@ -51,7 +54,7 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
     from swapprof.server._fds import inherit
     from swapprof.server.generation._telemetry import GenerationTelemetry
 
-    telemetry = GenerationTelemetry(generation, notifier)
+    telemetry = GenerationTelemetry(generation, notifier, worker=worker)
     listeners = inherit(os.environ)
     if not listeners:
         _failed(notifier, c.FAILURE_NO_SOCKETS, "no LISTEN_FDS passed")

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Any
 
-from swapprof.server._contract import F_RELOAD, GenerationContract
+from swapprof.server._contract import F_RELOAD, GenerationContract, worker_index
 from swapprof.server._notify import Notifier
 from swapprof.server._rundir import RunDir
 from swapprof.server.generation._app import import_app
@@ -30,6 +30,7 @@ class GenerationReloader:
         self.middleware = middleware
         self.notifier = notifier
         self.generation = generation
+        self.worker = worker_index()
         self.run_dir = RunDir(contract.run_dir) if contract.run_dir else None
         self.trackers: dict[tuple[str, ...], Any] = {}
 
@@ -44,7 +45,7 @@ class GenerationReloader:
         """What the master asked for (a request file), else a SIGUSR1 sent by hand."""
         if self.run_dir is None:
             return 0, []
-        path = self.run_dir.reload_request(self.generation)
+        path = self.run_dir.reload_request(self.generation, self.worker)
         data = self.run_dir.read_json(path)
         with contextlib.suppress(OSError):
             path.unlink()
@@ -56,7 +57,12 @@ class GenerationReloader:
     def reload(self) -> dict[str, Any]:
         request_id, modules = self.request()
         modules = modules or self.default_modules()
-        result: dict[str, Any] = {"id": request_id, "generation": self.generation, "modules": modules}
+        result: dict[str, Any] = {
+            "id": request_id,
+            "generation": self.generation,
+            "worker": self.worker,
+            "modules": modules,
+        }
         missing = [m for m in modules if m not in sys.modules]
         if missing:
             result.update(outcome="failed", error=f"not imported in this generation: {', '.join(missing)}")

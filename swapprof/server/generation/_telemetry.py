@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from swapprof.server._contract import (
+    ATTR_WORKER,
     ENV_RUN_DIR,
     ENV_TRACEPARENT,
     ENV_TRACESTATE,
@@ -25,9 +26,14 @@ log = logging.getLogger("swapprof.server")
 
 class GenerationTelemetry:
     def __init__(
-        self, generation: int, notifier: Notifier, env: dict[str, str] | os._Environ[str] = os.environ
+        self,
+        generation: int,
+        notifier: Notifier,
+        env: dict[str, str] | os._Environ[str] = os.environ,
+        worker: int = 0,
     ) -> None:
         self.generation = generation
+        self.worker = worker
         self.notifier = notifier
         self.enabled = telemetry_enabled(env)
         self.run_dir = env.get(ENV_RUN_DIR)
@@ -114,7 +120,14 @@ class GenerationTelemetry:
 
             recorder = self._recorder(traceparent)
             for name, start, end, error in phases:
-                recorder.record_phase(name, epoch_ns(start), epoch_ns(end), error=error, **attrs)
+                recorder.record_phase(
+                    name,
+                    epoch_ns(start),
+                    epoch_ns(end),
+                    error=error,
+                    **{ATTR_WORKER: self.worker},
+                    **attrs,
+                )
             if flush and self.telemetry.flush():
                 self.notifier.send(**{F_SPANS: ",".join(name for name, *_ in phases)})
         except Exception as exc:
@@ -125,7 +138,7 @@ class GenerationTelemetry:
         if not self.run_dir:
             return None, None
         run_dir = RunDir(self.run_dir)
-        path = run_dir.handoff(self.generation)
+        path = run_dir.handoff(self.generation, self.worker)
         data = run_dir.read_json(path)
         with contextlib.suppress(OSError):
             path.unlink()

@@ -1,4 +1,5 @@
-"""One generation as the master sees it: its process, notify socket, output and stages."""
+"""One worker process of a generation as the master sees it: its process, notify socket, output
+and stages. A generation of N workers is N of these with one number (``_cohort.Cohort``)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,9 @@ class OutputTee:
 
 
 class Generation:
-    """A spawned generation. All methods run on the master's event loop thread."""
+    """One spawned process of a generation (worker ``worker`` of generation ``number``). All
+    methods run on the master's event loop thread. ``changed``: an event shared by the workers
+    of one generation, set whenever any of them reports or exits."""
 
     def __init__(
         self,
@@ -87,8 +90,11 @@ class Generation:
         log: IO[bytes] | None,
         on_exit: Callable[[Generation], None] | None = None,
         label: str | None = None,
+        worker: int = 0,
+        changed: asyncio.Event | None = None,
     ) -> None:
         self.number = number
+        self.worker = worker
         self.label = label or f"gen {number}"
         self.on_exit = on_exit
         self.loop = loop
@@ -107,21 +113,22 @@ class Generation:
         self.exit_signal: int | None = None
         self.exited_at = 0
         self.killed_by_master = False
-        self._changed = asyncio.Event()
+        self._changed = changed if changed is not None else asyncio.Event()
         self._proc: Spawned | None = None
         self._notify: socket.socket | None = None
-        self.notify_name = f"@swapprof/{os.getpid()}/{number}/{secrets.token_hex(4)}"
+        self.notify_name = ""
 
     # -- starting ------------------------------------------------------------------------------
     def prepare(self, env: Mapping[str, str]) -> dict[str, str]:
         """Open this generation's notify socket; return ``env`` completed for the child."""
         # a fresh name per attempt: a child forked for an abandoned attempt (a zygote that
         # answered too late) must find nobody listening, and exit, not report to a retry
-        self.notify_name = f"@swapprof/{os.getpid()}/{self.number}/{secrets.token_hex(4)}"
+        self.notify_name = f"@swapprof/{os.getpid()}/{self.number}.{self.worker}/{secrets.token_hex(4)}"
         self._notify = _notify.receiver(self.notify_name)
         child_env = dict(env)
         child_env[_notify.ENV] = self.notify_name
         child_env[c.ENV_GENERATION] = str(self.number)
+        child_env[c.ENV_WORKER] = str(self.worker)
         self.spawned_at = time.monotonic_ns()
         return child_env
 
@@ -277,8 +284,10 @@ class Generation:
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic_ns()
+        rss, pss = memory_kb(self.pid) if self.alive else (None, None)
         return {
             "generation": self.number,
+            "worker": self.worker,
             "pid": self.pid,
             "state": self.state,
             "uptime_s": round(((self.exited_at or now) - self.spawned_at) / 1e9, 3)
@@ -286,8 +295,28 @@ class Generation:
             else 0.0,
             "connections": self.connections,
             "fds": self.open_fds() if self.alive else None,
+            "rss_kb": rss,
+            "pss_kb": pss,
             **{key: self.info[key] for key in ("interface", "loop", "http") if key in self.info},
         }
+
+
+def memory_kb(pid: int) -> tuple[int | None, int | None]:
+    """(RSS, PSS) of ``pid`` in KiB: VmRSS of /proc/PID/status, Pss of /proc/PID/smaps_rollup
+    (None where unreadable: another user's process, a kernel without smaps_rollup)."""
+    found: list[int | None] = []
+    for path, key in ((f"/proc/{pid}/status", "VmRSS:"), (f"/proc/{pid}/smaps_rollup", "Pss:")):
+        value = None
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith(key):
+                        value = int(line.split()[1])
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        found.append(value)
+    return found[0], found[1]
 
 
 def default_log() -> IO[bytes]:

@@ -18,7 +18,7 @@ from swapprof._errors import ControlError, ListenerError
 from swapprof._vocabulary import TRIGGER_CTL
 from swapprof.server._control import MAX_LINE, check_path_length, request
 from swapprof.server._rundir import RunDir
-from swapprof.server.master._child import Generation
+from swapprof.server.master._cohort import Cohort
 from swapprof.server.master._record import UpgradeRecord
 
 
@@ -26,7 +26,7 @@ class Controlled(Protocol):
     """What the control socket needs of the master."""
 
     run_dir: RunDir
-    serving: Generation | None
+    serving: Cohort | None
 
     @property
     def current(self) -> UpgradeRecord | None: ...
@@ -135,8 +135,9 @@ class ControlHandler:
         timeout = _timeout(request)  # checked before anything is signalled
         if isinstance(timeout, str):
             return {"ok": False, "error": timeout}
-        gen = self.master.serving
-        if gen is None or not gen.alive:
+        cohort = self.master.serving
+        workers = [w for w in cohort or () if w.alive]
+        if cohort is None or not workers:
             return {"ok": False, "error": "no generation is serving"}
         if self.master.current is not None:
             return {
@@ -147,22 +148,31 @@ class ControlHandler:
         reload_id = self._serial
         run_dir = self.master.run_dir
         try:
-            run_dir.write_json(run_dir.reload_request(gen.number), {"id": reload_id, "modules": modules})
+            for gen in workers:
+                path = run_dir.reload_request(gen.number, gen.worker)
+                run_dir.write_json(path, {"id": reload_id, "modules": modules})
         except OSError as exc:
             return {"ok": False, "error": f"cannot write the reload request: {exc}"}
-        gen.signal(signal.SIGUSR1)
+        for gen in workers:
+            gen.signal(signal.SIGUSR1)
         if not request.get("wait"):
-            return {"ok": True, "accepted": True, "id": reload_id, "generation": gen.number}
+            return {"ok": True, "accepted": True, "id": reload_id, "generation": cohort.number}
         deadline = time.monotonic_ns() + int(timeout * 1e9)
-        if not await gen.wait_until(lambda: reload_id in gen.reloads or not gen.alive, deadline):
-            return {
-                "ok": False,
-                "error": f"generation {gen.number} did not report reload {reload_id} in time",
-            }
-        if reload_id not in gen.reloads:
-            return {"ok": False, "error": f"generation {gen.number} {gen.describe_exit()} during the reload"}
-        result = gen.reloads.pop(reload_id)
+        await cohort.wait_until(lambda: all(reload_id in g.reloads or not g.alive for g in workers), deadline)
+        results = []
+        for gen in workers:
+            if reload_id not in gen.reloads:
+                why = "did not report it in time" if gen.alive else f"{gen.describe_exit()} during it"
+                return {
+                    "ok": False,
+                    "error": f"generation {gen.number} worker {gen.worker} {why} (reload {reload_id})",
+                }
+            results.append(gen.reloads.pop(reload_id))
+        # one answer: worker 0's result, failed if any worker's failed, every worker's in "workers"
+        result = next((r for r in results if r.get("outcome") != "ok"), results[0])
+        if len(results) > 1:
+            result = {**result, "workers": results}
         self.master.say(
-            f"reload {reload_id} in generation {gen.number}: {result.get('outcome')} {result.get('modules')}"
+            f"reload {reload_id} in generation {cohort.number}: {result.get('outcome')} {result.get('modules')}"
         )
         return {"ok": True, "reload": result}

@@ -4,7 +4,8 @@ Lifecycle: ``startup`` (listeners, control socket, signals, first generation REA
 ``main loop`` (upgrades on SIGHUP or ``ctl upgrade``; stop on SIGTERM/SIGINT or ``ctl stop``)
 -> ``shutdown`` (drain every generation, reap, restore signal handlers, remove run files).
 
-Overlapping upgrade requests coalesce: see ``_queue``.
+Overlapping upgrade requests coalesce: see ``_queue``. A generation is a ``Cohort`` of
+``--workers`` processes; one that dies alone is replaced alone (``_restarts``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import socket
 import sys
 import time
 from collections import deque
-from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from swapprof._errors import StartupError
@@ -33,12 +34,14 @@ from swapprof._vocabulary import (
 )
 from swapprof.server import _fds
 from swapprof.server._config import ServerConfig
-from swapprof.server._contract import ENV_LISTEN_FDS, GenerationContract, telemetry_enabled
+from swapprof.server._contract import ENV_LISTEN_FDS, telemetry_enabled
 from swapprof.server._notify import Notifier, monotonic_usec
 from swapprof.server._rundir import RunDir
 from swapprof.server.master._child import EXITED, Generation, stop_all
+from swapprof.server.master._cohort import Cohort
 from swapprof.server.master._queue import UpgradeQueue
 from swapprof.server.master._record import UpgradeRecord, summary_line
+from swapprof.server.master._restarts import WorkerRestarts
 from swapprof.server.master._signals import LoopSignals
 from swapprof.server.master._upgrade import Lend, Upgrade
 
@@ -50,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("swapprof.server")
 
 HISTORY = 200
-RECOVERY_BACKOFF_S = 1.0
 
 
 class Master:
@@ -64,8 +66,8 @@ class Master:
         self.listeners: list[socket.socket] = []
         self.names: list[str] = []
         self.addresses: list[str] = []
-        self.generations: dict[int, Generation] = {}
-        self.serving: Generation | None = None
+        self.generations: dict[int, Cohort] = {}
+        self.serving: Cohort | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.forced_kills = 0
         self.upgrades_total: dict[str, int] = {}
@@ -83,18 +85,36 @@ class Master:
         self._systemd = Notifier.from_env()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started_ns = time.monotonic_ns()
-        self._recovery_failures = 0
-        self._gens_of: dict[int, tuple[Generation, Generation | None]] = {}
+        self._gens_of: dict[int, tuple[Cohort, Cohort | None]] = {}
+        self.restarts: WorkerRestarts | None = None
 
     @property
     def current(self) -> UpgradeRecord | None:
         """The upgrade running now, if any."""
         return self.queue.current if self.queue is not None else None
 
+    def processes(self) -> Iterator[Generation]:
+        """Every worker process of every generation the master tracks."""
+        for cohort in list(self.generations.values()):
+            yield from cohort
+
     # ---------------------------------------------------------------- lifecycle
     async def run(self) -> int:
         """Serve until stopped; return 0. Raise a SwapprofError if startup fails."""
         self._loop = asyncio.get_running_loop()
+        self.restarts = WorkerRestarts(
+            self._loop,
+            spawn=self._spawn_worker,
+            serving=lambda: self.serving,
+            busy=lambda: self.current is not None,
+            stopping=self._stopping.is_set,
+            counted=self._worker_restarted,
+            recover=lambda: self.request_upgrade(TRIGGER_RECOVERY),
+            idle=lambda: self.queue is not None and self.queue.idle,
+            ready_timeout=self.config.ready_timeout,
+            say=self.say,
+            run_task=self._tasks_add,
+        )
         self.queue = UpgradeQueue(
             self._loop, self._start, begin=self._observer_begin, absorbed=self._absorbed
         )
@@ -115,7 +135,7 @@ class Master:
             from swapprof.server.master._telemetry import UpgradeObserver
 
             self.observer = UpgradeObserver(
-                self.run_dir, serving=lambda: self.serving, generations=lambda: self.generations.values()
+                self.run_dir, serving=lambda: self.serving, generations=self.processes
             )
         if self.config.debug_bind:
             from swapprof.server.master._debug import DebugServer
@@ -141,8 +161,9 @@ class Master:
             self.say(f"listening on {address}")
         if self.debug is not None:
             self.say(f"debug endpoints (/metrics, /debug/swapprof/upgrades) on http://{self.debug.address}")
+        pids = ", ".join(map(str, self.serving.pids)) if self.serving else "?"
         self.say(
-            f"master pid {os.getpid()}, generation 1 pid {self.serving.pid if self.serving else '?'} ready "
+            f"master pid {os.getpid()}, generation 1 pid {pids} ready "
             f"in {record.to_dict()['time_to_ready_ms']:.0f} ms; run dir {self.run_dir.path}"
         )
         self._systemd.send(READY=1, STATUS="generation 1 serving", MAINPID=os.getpid())
@@ -163,7 +184,7 @@ class Master:
             names=self.names,
             say=self.say,
             child_env=self._child_env,
-            known_pids=lambda: {g.pid for g in self.generations.values() if g.alive},
+            known_pids=lambda: {g.pid for g in self.processes() if g.alive},
             busy=lambda: self.current is not None,
             stopping=self._stopping.is_set,
             run_task=self._tasks_add,
@@ -197,6 +218,8 @@ class Master:
 
     async def _shutdown(self) -> None:
         self._systemd.send(STOPPING=1)
+        if self.restarts is not None:
+            self.restarts.stop()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -228,11 +251,7 @@ class Master:
 
     async def _stop_generations(self) -> None:
         """SIGTERM every live generation (SIGKILL one still starting); kill what outlasts the drain."""
-        for _ in range(
-            await stop_all(
-                self.generations.values(), self.config.drain_timeout + 1.0, grace_s=self.config.exit_grace
-            )
-        ):
+        for _ in range(await stop_all(list(self.processes()), self.config.drain_timeout + 1.0)):
             self._forced_kill()
 
     # ---------------------------------------------------------------- upgrades
@@ -278,15 +297,14 @@ class Master:
         self._write_state()
         serving = self.serving.number if self.serving else None
         self.say(summary_line(result))
-        if record.trigger == TRIGGER_RECOVERY:
-            self._recovery_failures = 0 if record.outcome == SUCCESS else self._recovery_failures + 1
+        assert self.restarts is not None
+        self.restarts.upgrade_ended(record.trigger, record.outcome == SUCCESS)
         self._systemd.send(READY=1, STATUS=f"generation {serving} serving")
         assert self.queue is not None
         if self.queue.ended(record, result):
             return  # the follow-up's own end refills the spare: no fork racing its start-up
         self._refill_spare()
-        if (self.serving is None or not self.serving.alive) and not self._stopping.is_set():
-            self._schedule_recovery()
+        self.restarts.settle()  # recovery, or a worker that died during the upgrade replaced
 
     def _forced_kill(self) -> None:
         self.forced_kills += 1
@@ -302,14 +320,20 @@ class Master:
         number = self._next_generation
         self._next_generation += 1
         assert self._loop is not None
-        new = Generation(number, self._loop, self.log, on_exit=self._on_exit)
+        new = Cohort(
+            number,
+            self.config.workers,
+            self._loop,
+            self.log,
+            on_exit=self.restarts.exited if self.restarts else None,
+        )
         self._gens_of[record.id] = (new, old)
         env = self._child_env()
         if self.observer is not None:
             env = self.observer.child_env(record, env)
         lend = Lend(
             spawn=self._spawn,
-            adopt=lambda gen: self.generations.__setitem__(gen.number, gen),
+            adopt=lambda cohort: self.generations.__setitem__(cohort.number, cohort),
             promote=self._promote,
             hand_to_old=self.observer.hand_to_old if self.observer is not None else lambda *_: None,
             forced_kill=self._forced_kill,
@@ -319,8 +343,19 @@ class Master:
         finally:
             self._prune()
 
-    def _promote(self, gen: Generation) -> None:
-        self.serving = gen
+    def _promote(self, cohort: Cohort) -> None:
+        self.serving = cohort
+
+    async def _spawn_worker(self, gen: Generation) -> None:
+        """Start a replacement worker (no upgrade: a scratch record nobody keeps)."""
+        await self._spawn(
+            UpgradeRecord(id=0, trigger=TRIGGER_RECOVERY), gen, self._child_env(), time.monotonic_ns()
+        )
+        self._refill_spare()
+
+    def _worker_restarted(self) -> None:
+        if self.observer is not None:
+            self.observer.worker_restart()
 
     async def _spawn(self, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int) -> int:
         """Start ``new``: a fork of the zygote when there is a healthy one, else exec."""
@@ -342,49 +377,13 @@ class Master:
         return task
 
     def _prune(self) -> None:
-        for number in [n for n, g in self.generations.items() if g.state == EXITED]:
-            del self.generations[number]
-
-    def _on_exit(self, gen: Generation) -> None:
-        """A generation's process ended; replace the serving one if it died on its own."""
-        if gen is self.serving and self.current is None and not self._stopping.is_set():
-            self.say(
-                f"generation {gen.number} (pid {gen.pid}) {gen.describe_exit()} while serving; starting a replacement"
-            )
-            self._schedule_recovery()
-
-    def _schedule_recovery(self) -> None:
-        """Start a recovery upgrade, spaced by a growing backoff while recoveries keep failing."""
-        assert self._loop is not None
-        delay = min(RECOVERY_BACKOFF_S * (2**self._recovery_failures) - RECOVERY_BACKOFF_S, 30.0)
-        self._loop.call_later(delay, self._recover)
-
-    def _recover(self) -> None:
-        if self._stopping.is_set() or (self.serving is not None and self.serving.alive):
-            return
-        if self.queue is not None and self.queue.idle:
-            self.request_upgrade(TRIGGER_RECOVERY)
+        for number, cohort in list(self.generations.items()):
+            if cohort is not self.serving and all(w.state == EXITED or not w.pid for w in cohort):
+                del self.generations[number]
 
     # ---------------------------------------------------------------- children
     def _child_env(self) -> dict[str, str]:
-        cfg = self.config
-        return GenerationContract(
-            app=cfg.app,
-            run_dir=str(self.run_dir.path),
-            master_pid=os.getpid(),
-            ready_timeout=cfg.ready_timeout,
-            drain_timeout=cfg.drain_timeout,
-            drain_grace=cfg.drain_grace,
-            app_dir=str(Path(cfg.app_dir).resolve()) if cfg.app_dir else None,
-            probe_path=cfg.probe_path,
-            app_metrics_path=cfg.app_metrics_path,
-            debug_token=cfg.debug_token,
-            otel_global=cfg.otel_global,
-            interface=cfg.interface,
-            threads=cfg.threads,
-            loop=cfg.loop,
-            http=cfg.http,
-        ).to_env()
+        return self.config.contract(str(self.run_dir.path), os.getpid()).to_env()
 
     # ---------------------------------------------------------------- reporting
     def status(self) -> dict[str, Any]:
@@ -394,7 +393,11 @@ class Master:
             "addresses": self.addresses,
             "run_dir": str(self.run_dir.path),
             "serving_generation": self.serving.number if self.serving else None,
-            "generations": [g.snapshot() for g in sorted(self.generations.values(), key=lambda g: g.number)],
+            "workers": self.config.workers,
+            "generations": [
+                g.snapshot() for g in sorted(self.processes(), key=lambda g: (g.number, g.worker))
+            ],
+            "worker_restarts": self.restarts.total if self.restarts is not None else 0,
             "upgrade_in_progress": self.current.id if self.current else None,
             "upgrade_pending": self.queue is not None and self.queue.pending is not None,
             "upgrades_total": dict(self.upgrades_total),
@@ -413,7 +416,9 @@ class Master:
             "addresses": self.addresses,
             "control_socket": str(self.run_dir.control),
             "serving_generation": self.serving.number if self.serving else None,
-            "serving_pid": self.serving.pid if self.serving else None,
+            "serving_pid": self.serving.workers[0].pid if self.serving else None,
+            "serving_pids": self.serving.pids if self.serving else [],
+            "worker_restarts": self.restarts.total if self.restarts is not None else 0,
             "debug_address": self.debug.address if self.debug is not None else None,
             "stopped": stopped,
         }

@@ -3,10 +3,13 @@
 Who records which span: the master records the root ``swapprof.upgrade`` and ``requested``,
 ``spawn`` and ``rollback``; the new generation ``import`` and ``ready``; the old generation
 ``switch``, ``drain`` and ``exit`` (it learns the upgrade's trace context from a handoff file
-the master writes before signalling it). Each generation reports over sd_notify which spans it
-has flushed (``SWAPPROF_SPANS``); for a phase nobody reported -- a generation that crashed or
-was SIGKILLed -- the master records the span itself, marked ``swapprof.recorded_by=master``,
-so every trace is complete. Histograms and counters live in the master only.
+the master writes before signalling it). With N workers each worker records its own spans,
+with ``swapprof.worker`` (its index): N ``import``/``ready`` pairs and N ``switch``/``drain``/
+``exit`` triples under one root. Each worker reports over sd_notify which spans it has flushed
+(``SWAPPROF_SPANS``); for a phase a worker did not report -- one that crashed or was SIGKILLed
+-- the master records that worker's span itself, marked ``swapprof.recorded_by=master``, so
+every trace is complete. Histograms and counters live in the master only; the only per-worker
+label is ``worker`` on ``swapprof.drain.connections`` (bounded by --workers).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from swapprof._vocabulary import (
     SPAWN,
     SUCCESS,
 )
+from swapprof.server._contract import ATTR_WORKER
 from swapprof.server._rundir import RunDir
 from swapprof.server.master._child import Generation
+from swapprof.server.master._cohort import Cohort
 from swapprof.server.master._record import UpgradeRecord
 
 log = logging.getLogger("swapprof.server")
@@ -44,7 +49,7 @@ class UpgradeObserver:
         self,
         run_dir: RunDir,
         *,
-        serving: Callable[[], Generation | None],
+        serving: Callable[[], Cohort | None],
         generations: Callable[[], Iterable[Generation]],
     ) -> None:
         from opentelemetry import metrics
@@ -72,6 +77,11 @@ class UpgradeObserver:
         self.upgrades = meter.create_counter(
             "swapprof.upgrades", description="Upgrades by outcome and reason"
         )
+        self.worker_restarts = meter.create_counter(
+            "swapprof.worker.restarts",
+            description="Workers of the serving generation replaced after dying on their own",
+        )
+        self.worker_restarts.add(0)  # the series exists before the first restart
         self.coalesced = meter.create_counter(
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
@@ -98,17 +108,21 @@ class UpgradeObserver:
         )
         meter.create_observable_gauge(
             "swapprof.generations.alive",
-            [gauge(lambda: sum(1 for g in generations() if g.alive))],
+            [gauge(lambda: len({g.number for g in generations() if g.alive}))],
             description="Generation processes alive",
         )
+
+        def draining(options: Any) -> list[Any]:
+            by_worker: dict[int, int] = {}
+            for g in generations():
+                if g.state in ("switching", "draining"):
+                    by_worker[g.worker] = by_worker.get(g.worker, 0) + g.connections
+            return [metrics.Observation(n, {"worker": str(w)}) for w, n in sorted(by_worker.items())]
+
         meter.create_observable_gauge(
             "swapprof.drain.connections",
-            [
-                gauge(
-                    lambda: sum(g.connections for g in generations() if g.state in ("switching", "draining"))
-                )
-            ],
-            description="Connections still open in draining generations",
+            [draining],
+            description="Connections still open in draining generations, by worker index",
         )
 
     # -- per upgrade ---------------------------------------------------------------------------
@@ -133,18 +147,22 @@ class UpgradeObserver:
             return
         with contextlib.suppress(OSError):
             context = {"traceparent": recorder.traceparent, "ready_ns": ready_ns}
-            self.run_dir.write_json(self.run_dir.handoff(old.number), context)
+            self.run_dir.write_json(self.run_dir.handoff(old.number, old.worker), context)
 
     def coalesced_request(self) -> None:
         with contextlib.suppress(Exception):
             self.coalesced.add(1)
 
+    def worker_restart(self) -> None:
+        with contextlib.suppress(Exception):
+            self.worker_restarts.add(1)
+
     def forced_kill(self) -> None:
         with contextlib.suppress(Exception):
             self.forced_kills.add(1)
 
-    def finish(self, record: UpgradeRecord, new: Generation | None, old: Generation | None) -> None:
-        """Close the trace once the generations said which spans they sent (bounded wait)."""
+    def finish(self, record: UpgradeRecord, new: Cohort | None, old: Cohort | None) -> None:
+        """Close the trace once the workers said which spans they sent (bounded wait)."""
         try:
             self._metrics(record)
         except Exception:
@@ -152,51 +170,56 @@ class UpgradeObserver:
         recorder = self._recorders.pop(record.id, None)
         if recorder is None:
             return
-        task = asyncio.create_task(self._finish(record, recorder, new, old))
+        # the processes as they are now: a slot refilled later is another process
+        workers = {("new", w.worker): w for w in (new or ())} | {("old", w.worker): w for w in (old or ())}
+        task = asyncio.create_task(self._finish(record, recorder, workers))
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
 
     async def _finish(
-        self, record: UpgradeRecord, recorder: Any, new: Generation | None, old: Generation | None
+        self, record: UpgradeRecord, recorder: Any, workers: dict[tuple[str, int], Generation]
     ) -> None:
-        deadline = asyncio.get_running_loop().time() + SPAN_REPORT_WAIT_S
-        phases = {name for name, _, _ in record.spans}
-        for gen, wanted in ((new, NEW_GENERATION_PHASES), (old, OLD_GENERATION_PHASES)):
-            if gen is None or not phases & set(wanted):
-                continue
-            mono_deadline = int((deadline - asyncio.get_running_loop().time()) * 1e9)
-            await gen.wait_until(
-                lambda g=gen, w=wanted: not g.alive or phases & set(w) <= g.spans_sent,  # type: ignore[misc]
-                time.monotonic_ns() + max(0, mono_deadline),
-            )
+        wanted: dict[tuple[str, int], set[str]] = {}
+        for name, worker, _, _ in record.worker_spans:
+            side = "old" if name in OLD_GENERATION_PHASES else "new"
+            wanted.setdefault((side, worker), set()).add(name)
+        deadline = time.monotonic_ns() + int(SPAN_REPORT_WAIT_S * 1e9)
+        for key, names in wanted.items():
+            gen = workers.get(key)
+            if gen is not None:
+                await gen.wait_until(lambda g=gen, n=names: not g.alive or n <= g.spans_sent, deadline)  # type: ignore[misc]
         try:
-            self._record(record, recorder, new, old)
+            self._record(record, recorder, workers)
         except Exception:
             log.debug("cannot record upgrade %s", record.id, exc_info=True)
 
     def _record(
-        self, record: UpgradeRecord, recorder: Any, new: Generation | None, old: Generation | None
+        self, record: UpgradeRecord, recorder: Any, workers: dict[tuple[str, int], Generation]
     ) -> None:
-        sent_new = new.spans_sent if new is not None else set()
-        sent_old = old.spans_sent if old is not None else set()
+        child_phases = set(NEW_GENERATION_PHASES) | set(OLD_GENERATION_PHASES)
         for name, start, end in record.spans:
-            by_child = (name in NEW_GENERATION_PHASES and name in sent_new) or (
-                name in OLD_GENERATION_PHASES and name in sent_old
-            )
-            if by_child:
-                continue
+            if name in child_phases:
+                continue  # in the trace as each worker's own span (below)
             error = record.detail if name == "rollback" else None
             extra: dict[str, object] = {} if name in MASTER_PHASES else {"swapprof.recorded_by": "master"}
             if name == "spawn":
                 extra["swapprof.spawn_mode"] = record.info.get("spawn_mode", "exec")
                 extra["swapprof.spare"] = bool(record.info.get("spare"))
             recorder.record_phase(name, self._epoch(start), self._epoch(end), error=error, **extra)
+        for name, worker, start, end in record.worker_spans:
+            gen = workers.get(("old" if name in OLD_GENERATION_PHASES else "new", worker))
+            if gen is not None and name in gen.spans_sent:
+                continue  # the worker recorded it itself
+            attributes = {ATTR_WORKER: worker, "swapprof.recorded_by": "master"}
+            recorder.record_phase(name, self._epoch(start), self._epoch(end), **attributes)
         info = record.to_dict()
         for key, value in (
             ("swapprof.generation.old", record.old_generation),
             ("swapprof.generation.new", record.new_generation),
             ("swapprof.pid.old", record.old_pid),
             ("swapprof.pid.new", record.new_pid),
+            ("swapprof.workers", len(info.get("new_pids") or ()) or None),
+            ("swapprof.worker.failed", info.get("failed_worker")),
             ("swapprof.coalesced", record.coalesced),
             ("swapprof.connections_at_switch", info.get("connections_at_switch")),
             ("swapprof.fds.new", info.get("new_fds")),

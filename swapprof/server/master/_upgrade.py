@@ -1,16 +1,18 @@
 """One upgrade's state machine: spawn -> import -> ready -> switch -> drain -> exit, or rollback.
 
-``Upgrade(record, config, lend).run(new, old, env)`` brings ``new`` up; when it is READY the
-old generation is told to stop accepting, drains and exits; any failure before READY rolls
-back (``new`` killed and reaped, ``old`` serving on). Everything it needs of the master comes
-in ``Lend``, as callables; it keeps no state beyond the upgrade it runs.
+``Upgrade(record, config, lend).run(new, old, env)`` brings up the N workers of ``new`` (all
+started back to back, none waiting for another); when ALL are READY the old generation's
+workers are told together to stop accepting, drain and exit, within one shared budget. Any
+worker failing before READY rolls the whole generation back (every new worker killed and
+reaped, ``old`` serving on; the record names the failing worker). Everything it needs of the
+master comes in ``Lend``, as callables; it keeps no state beyond the upgrade it runs.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from swapprof._vocabulary import (
@@ -46,6 +48,7 @@ from swapprof.server._contract import (
     STAGE_STOPPED_ACCEPTING,
 )
 from swapprof.server.master._child import SERVING, SWITCHING, Generation
+from swapprof.server.master._cohort import Cohort
 from swapprof.server.master._record import UpgradeRecord
 from swapprof.server.master._spawn import SpawnError
 
@@ -65,117 +68,183 @@ class Lend:
     """What an upgrade borrows from the master."""
 
     spawn: Callable[[UpgradeRecord, Generation, dict[str, str], int], Awaitable[int]]
-    """Start the process; return the monotonic ns its spawn phase began. Raises SpawnError/OSError."""
-    adopt: Callable[[Generation], None]
+    """Start one worker; return the monotonic ns its spawn phase began. Raises SpawnError/OSError."""
+    adopt: Callable[[Cohort], None]
     """``new`` has a process: the master tracks it from now on."""
-    promote: Callable[[Generation], None]
+    promote: Callable[[Cohort], None]
     """``new`` is READY: it is the serving generation from now on."""
     hand_to_old: Callable[[UpgradeRecord, Generation, int], None]
-    """Just before the old generation is signalled (telemetry hands it the trace context)."""
+    """Just before an old worker is signalled (telemetry hands it the trace context)."""
     forced_kill: Callable[[], None]
     """A generation had to be SIGKILLed (counted)."""
 
 
-async def exited(gen: Generation, grace: float = EXIT_GRACE_S) -> bool:
-    return await gen.wait_until(lambda: not gen.alive, time.monotonic_ns() + int(grace * 1e9))
+async def exited(gens: Iterable[Generation], grace: float = EXIT_GRACE_S) -> bool:
+    gens = list(gens)
+    if not gens:
+        return True
+    return await gens[0].wait_until(
+        lambda: not any(g.alive for g in gens), time.monotonic_ns() + int(grace * 1e9)
+    )
+
+
+def _settled(new: Cohort) -> bool:
+    """Every worker READY, or one failed or gone (then the whole generation rolls back)."""
+    if any(not w.alive or w.failure is not None for w in new):
+        return True
+    return all(STAGE_READY in w.stages for w in new)
 
 
 class Upgrade:
     def __init__(self, record: UpgradeRecord, config: ServerConfig, lend: Lend) -> None:
         self.record, self.config, self.lend = record, config, lend
 
-    async def run(self, new: Generation, old: Generation | None, env: dict[str, str]) -> None:
-        """Spawn ``new``; on READY switch from ``old``, otherwise roll back. Sets the outcome."""
+    async def run(self, new: Cohort, old: Cohort | None, env: dict[str, str]) -> None:
+        """Spawn ``new``; when all its workers are READY switch from ``old``, else roll back."""
         record = self.record
         spawn_at = record.mark("spawn_begin")
         record.new_generation = new.number
         if old is not None:
-            record.old_generation, record.old_pid = old.number, old.pid
-        try:
-            spawn_at = await self.lend.spawn(record, new, env, spawn_at)
-        except (SpawnError, OSError) as exc:
-            record.phase(ROLLBACK, spawn_at, time.monotonic_ns())
-            record.mark("ended")
-            record.outcome, record.reason, record.detail = ROLLED_BACK, REASON_SPAWN_FAILED, str(exc)
-            return
-        self.lend.adopt(new)
-        record.new_pid = new.pid
+            record.old_generation, record.old_pid = old.number, old.workers[0].pid
+            record.info["old_pids"] = [w.pid for w in old if w.alive]
+        for worker in new:
+            try:
+                begun = await self.lend.spawn(record, worker, env, spawn_at)
+            except (SpawnError, OSError) as exc:
+                started = new.started
+                if started:
+                    self.lend.adopt(new)
+                    new.kill()
+                    await exited(started)
+                record.phase(ROLLBACK, spawn_at, time.monotonic_ns())
+                record.mark("ended")
+                record.outcome, record.reason, record.detail = ROLLED_BACK, REASON_SPAWN_FAILED, str(exc)
+                record.info["failed_worker"] = worker.worker
+                return
+            spawn_at = begun if worker.worker == 0 else spawn_at  # after a zygote replacement, if any
+            self.lend.adopt(new)
+        record.new_pid = new.workers[0].pid
+        record.info["new_pids"] = new.pids
         deadline = spawn_at + int(self.config.ready_timeout * 1e9)
-        ok = await new.wait_until(
-            lambda: STAGE_READY in new.stages or not new.alive or new.failure is not None, deadline
-        )
-        stages = new.stages
-        if STAGE_STARTED in stages:
-            record.phase(SPAWN, spawn_at, stages[STAGE_STARTED])
-            if STAGE_IMPORTED in stages:
-                record.phase(IMPORT, stages[STAGE_STARTED], stages[STAGE_IMPORTED])
-                if STAGE_READY in stages:
-                    record.phase(READY, stages[STAGE_IMPORTED], stages[STAGE_READY])
-        if not ok or STAGE_READY not in stages or not new.alive:
+        ok = await new.wait_until(lambda: _settled(new), deadline)
+        self._new_phases(new, spawn_at)
+        if not ok or any(STAGE_READY not in w.stages or not w.alive for w in new):
             await self._rollback(new, timed_out=not ok)
             return
-        ready_at = record.mark("new_ready", stages[STAGE_READY])
-        record.info["probe_attempts"] = int(new.info.get("probe_attempts", "0") or 0)
-        record.info["new_fds"] = new.open_fds()
-        new.state = SERVING
+        ready_at = record.mark("new_ready", new.latest(STAGE_READY))
+        record.info["probe_attempts"] = max(int(w.info.get("probe_attempts", "0") or 0) for w in new)
+        record.info["new_fds"] = new.workers[0].open_fds()
+        for worker in new:
+            worker.state = SERVING
         self.lend.promote(new)
         if old is not None and old.alive:
             await self._retire(old, ready_at)
         record.outcome, record.reason = SUCCESS, REASON_OK
         record.mark("ended")
 
-    async def _rollback(self, new: Generation, timed_out: bool) -> None:
+    def _new_phases(self, new: Cohort, spawn_at: int) -> None:
+        """Each new worker's import and ready; the generation's spawn, import and ready, each
+        ending when the last worker got there."""
+        record = self.record
+        for worker in new:
+            stages = worker.stages
+            if STAGE_STARTED in stages and STAGE_IMPORTED in stages:
+                record.worker_phase(IMPORT, worker.worker, stages[STAGE_STARTED], stages[STAGE_IMPORTED])
+                if STAGE_READY in stages:
+                    record.worker_phase(READY, worker.worker, stages[STAGE_IMPORTED], stages[STAGE_READY])
+        started = new.latest(STAGE_STARTED)
+        if started is not None:
+            record.phase(SPAWN, spawn_at, started)
+            imported = new.latest(STAGE_IMPORTED)
+            if imported is not None:
+                record.phase(IMPORT, started, imported)
+                ready = new.latest(STAGE_READY)
+                if ready is not None:
+                    record.phase(READY, imported, ready)
+
+    async def _rollback(self, new: Cohort, timed_out: bool) -> None:
         record = self.record
         failed_at = time.monotonic_ns()
-        if new.failure is not None:
-            reason = _FAILURES.get(new.failure, new.failure)
-            detail = new.info.get("status", "")
+        failing = (
+            next((w for w in new if w.failure is not None), None)
+            or next((w for w in new if not w.alive), None)
+            or next((w for w in new if STAGE_READY not in w.stages), new.workers[0])
+        )
+        if failing.failure is not None:
+            reason = _FAILURES.get(failing.failure, failing.failure)
+            detail = failing.info.get("status", "")
         elif timed_out:
             reason, detail = REASON_READY_TIMEOUT, f"not READY within {self.config.ready_timeout:g} s"
-        elif new.exit_signal is not None:
-            reason, detail = REASON_CRASHED, new.describe_exit()
+        elif failing.exit_signal is not None:
+            reason, detail = REASON_CRASHED, failing.describe_exit()
         else:
-            reason, detail = REASON_EXITED, new.describe_exit()
+            reason, detail = REASON_EXITED, failing.describe_exit()
         if new.alive:
             new.kill()
             await exited(new, self.config.exit_grace)
         record.phase(ROLLBACK, failed_at, time.monotonic_ns())
         record.outcome, record.reason, record.detail = ROLLED_BACK, reason, detail
-        record.tail = list(new.tail)
+        record.info["failed_worker"] = failing.worker
+        record.tail = list(failing.tail)
         record.mark("ended")
 
-    async def _retire(self, old: Generation, ready_at: int) -> None:
-        """Switch: tell the old generation to stop accepting, wait for its drain and exit."""
+    async def _retire(self, old: Cohort, ready_at: int) -> None:
+        """Switch: tell every old worker at once to stop accepting; wait for their drain and exit."""
         record = self.record
-        self.lend.hand_to_old(record, old, ready_at)
-        old.signal(signal.SIGTERM)
-        if old.state == SERVING:
-            old.state = SWITCHING
+        alive = [w for w in old if w.alive]
+        for worker in alive:
+            self.lend.hand_to_old(record, worker, ready_at)
+        for worker in alive:
+            worker.signal(signal.SIGTERM)
+            if worker.state == SERVING:
+                worker.state = SWITCHING
         # One budget for switch + drain: an old generation whose event loop is blocked cannot
         # even stop accepting, and must not hold the upgrade longer than --drain-timeout.
         deadline = time.monotonic_ns() + int((self.config.drain_timeout + 1.0) * 1e9)
         switched = await old.wait_until(
-            lambda: STAGE_STOPPED_ACCEPTING in old.stages or not old.alive, deadline
+            lambda: all(STAGE_STOPPED_ACCEPTING in w.stages or not w.alive for w in alive), deadline
         )
-        stopped = old.stages.get(STAGE_STOPPED_ACCEPTING, old.exited_at or time.monotonic_ns())
-        if not switched:
-            stopped = time.monotonic_ns()  # it never said so; from now on it is killed anyway
+        now = time.monotonic_ns()
+        stops = {w.worker: w.stages.get(STAGE_STOPPED_ACCEPTING, w.exited_at or now) for w in alive}
+        # it never said so: from now on it is killed anyway
+        stopped = max(stops.values(), default=now) if switched else now
         record.mark("old_stopped_accepting", stopped)
         record.phase(SWITCH, ready_at, stopped)
-        record.info["connections_at_switch"] = int(old.info.get("connections", old.connections) or 0)
+        record.info["connections_at_switch"] = sum(
+            int(w.info.get("connections", w.connections) or 0) for w in alive
+        )
         drained = switched and await old.wait_until(
-            lambda: STAGE_DRAINED in old.stages or not old.alive, deadline
+            lambda: all(STAGE_DRAINED in w.stages or not w.alive for w in alive), deadline
         )
         if not drained:
-            self._kill(old)
-        if not await exited(old, self.config.exit_grace):  # drained, but did not exit: kill, count
-            self._kill(old)
-            await exited(old)
-        drained_at = old.stages.get(STAGE_DRAINED, old.exited_at or time.monotonic_ns())
+            for worker in alive:
+                if worker.alive and STAGE_DRAINED not in worker.stages:
+                    self._kill(worker)
+        if not await exited(alive, self.config.exit_grace):  # drained, but did not exit: kill, count
+            for worker in alive:
+                if worker.alive:
+                    self._kill(worker)
+            await exited(alive)
+        now = time.monotonic_ns()
+        ends = {}
+        for worker in alive:
+            w_stopped = min(stops[worker.worker], stopped)
+            w_drained = worker.stages.get(STAGE_DRAINED, worker.exited_at or now)
+            w_exited = worker.exited_at or now
+            ends[worker.worker] = (w_drained, w_exited)
+            record.worker_phase(SWITCH, worker.worker, ready_at, w_stopped)
+            record.worker_phase(DRAIN, worker.worker, w_stopped, w_drained)
+            record.worker_phase(EXIT, worker.worker, w_drained, w_exited)
+        drained_at = max((d for d, _ in ends.values()), default=now)
         record.phase(DRAIN, stopped, drained_at)
-        record.phase(EXIT, drained_at, old.exited_at or time.monotonic_ns())
-        record.info["closed_idle"] = int(old.info.get("closed_idle", "0") or 0)
-        record.info["old_exit"] = old.describe_exit()
+        record.phase(EXIT, drained_at, max((e for _, e in ends.values()), default=now))
+        record.info["closed_idle"] = sum(int(w.info.get("closed_idle", "0") or 0) for w in alive)
+        exits = {w.describe_exit() for w in alive}
+        record.info["old_exit"] = (
+            exits.pop()
+            if len(exits) == 1
+            else "; ".join(f"worker {w.worker} {w.describe_exit()}" for w in alive)
+        )
 
     def _kill(self, gen: Generation) -> None:
         gen.kill()

@@ -34,6 +34,12 @@ PR_SET_CHILD_SUBREAPER = 36
 SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once
 
 
+def _requested(record: UpgradeRecord, spawn_at: int) -> None:
+    """The upgrade's ``requested`` phase, once (its first worker's spawn ends it)."""
+    if all(name != REQUESTED for name, _, _ in record.spans):
+        record.phase(REQUESTED, record.requested_ns, spawn_at)
+
+
 class ZygotePool:
     def __init__(
         self,
@@ -134,13 +140,13 @@ class ZygotePool:
                     record.info["spare"] = True
                     self.spares.discard(spare)  # a generation now
                 record.info["spawn_mode"] = "fork"
-                record.phase(REQUESTED, record.requested_ns, spawn_at)
+                _requested(record, spawn_at)
                 return spawn_at
             except ZygoteError as exc:
                 if spare is not None:
                     spare.discard()  # forked from a zygote that now refuses: not to be used
                 if exc.kind == "stale" and attempt == 1:
-                    record.phase(REQUESTED, record.requested_ns, spawn_at)
+                    _requested(record, spawn_at)
                     self.say(f"zygote {self.zygote.serial} is stale ({exc}); replacing it")
                     await self.replace()
                     zygote_done = time.monotonic_ns()

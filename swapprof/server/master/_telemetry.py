@@ -114,9 +114,10 @@ class UpgradeObserver:
 
         def draining(options: Any) -> list[Any]:
             by_worker: dict[int, int] = {}
-            for g in generations():
+            for g in generations():  # every live worker index has a series: 0 when none drains
+                by_worker.setdefault(g.worker, 0)
                 if g.state in ("switching", "draining"):
-                    by_worker[g.worker] = by_worker.get(g.worker, 0) + g.connections
+                    by_worker[g.worker] += g.connections
             return [metrics.Observation(n, {"worker": str(w)}) for w, n in sorted(by_worker.items())]
 
         meter.create_observable_gauge(

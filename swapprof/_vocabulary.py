@@ -79,20 +79,6 @@ REASON_CRASHED: Final = "crashed_before_ready"
 REASON_READY_TIMEOUT: Final = "ready_timeout"
 REASON_STOPPING: Final = "master_stopping"
 REASON_COALESCED: Final = "coalesced"
-REASONS: Final = (
-    REASON_OK,
-    REASON_SPAWN_FAILED,
-    REASON_IMPORT_ERROR,
-    REASON_APP_INVALID,
-    REASON_LIFESPAN_FAILED,
-    REASON_PROBE_FAILED,
-    REASON_EXITED,
-    REASON_CRASHED,
-    REASON_READY_TIMEOUT,
-    REASON_STOPPING,
-    REASON_COALESCED,
-)
-
 ROLLBACK_REASONS: Final = (
     REASON_SPAWN_FAILED,
     REASON_IMPORT_ERROR,
@@ -104,6 +90,7 @@ ROLLBACK_REASONS: Final = (
     REASON_READY_TIMEOUT,
 )
 """The reasons an upgrade can roll back with (each a series of ``swapprof.upgrades`` from the start)."""
+REASONS: Final = (REASON_OK, *ROLLBACK_REASONS, REASON_STOPPING, REASON_COALESCED)
 
 # ---------------------------------------------------------------- the run directory
 ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"

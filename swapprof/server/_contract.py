@@ -35,6 +35,7 @@ from swapprof.telemetry._settings import ENV_OTEL_GLOBAL as ENV_OTEL_GLOBAL
 from swapprof.telemetry._settings import ENV_TELEMETRY as ENV_TELEMETRY
 from swapprof.telemetry._settings import ENV_TRACEPARENT as ENV_TRACEPARENT
 from swapprof.telemetry._settings import ENV_TRACESTATE as ENV_TRACESTATE
+from swapprof.telemetry._settings import telemetry_enabled as telemetry_enabled
 
 # ---------------------------------------------------------------- environment names
 ENV_APP: Final = "SWAPPROF_APP"
@@ -190,8 +191,3 @@ def worker_index(env: Mapping[str, str] | None = None) -> int:
     """This process's index in its generation (``SWAPPROF_WORKER``; 0 when unset)."""
     text = (os.environ if env is None else env).get(ENV_WORKER, "0")
     return int(text) if text.isdigit() else 0
-
-
-def telemetry_enabled(env: Mapping[str, str] | None = None) -> bool:
-    """``SWAPPROF_TELEMETRY=0`` turns swapprof's own telemetry off in every process."""
-    return (os.environ if env is None else env).get(ENV_TELEMETRY, "1") != "0"

@@ -72,3 +72,10 @@ def span_file_max_bytes(value: int | None, env: Mapping[str, str]) -> int:
     if isinstance(value, bool) or value < 0:
         raise ConfigError(f"{source} must be a whole number of bytes >= 0 (0: no cap), not {value!r}")
     return int(value)
+
+
+def telemetry_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """``SWAPPROF_TELEMETRY=0`` turns swapprof's own telemetry off in every process."""
+    import os
+
+    return (os.environ if env is None else env).get(ENV_TELEMETRY, "1") != "0"

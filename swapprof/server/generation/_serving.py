@@ -253,10 +253,15 @@ class GenerationServer:
         return len(self.state.connections)
 
     async def start(self) -> None:
+        """Run the app's lifespan startup. Nothing is accepted from the shared listeners yet:
+        until the self-probe passes, only the probe's claims take connections (``serve``)."""
         self.lifespan = self.config.lifespan_class(self.config)
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             raise LifespanFailed("the app's lifespan startup failed (see its output)")
+
+    async def serve(self) -> None:
+        """Proven: accept client connections from the shared listeners from now on."""
         loop = asyncio.get_running_loop()
         for sock in self.sockets:
             sock.setblocking(False)

@@ -8,12 +8,12 @@ message types are in ``_messages``; /debug/pprof/* is answered by ``_handlers``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 import json
 import logging
 from typing import Any
 
+from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.pprof._handlers import handle_pprof
 from swapprof.pprof._heap import start_configured
 from swapprof.pprof._messages import SWAPPROF, Request, Response, error
@@ -36,10 +36,9 @@ class Router:
         token = self.settings.token
         if token is None:
             return None
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        if bearer_ok(request.headers.get("authorization"), token):
             return None
-        challenge = ("WWW-Authenticate", 'Bearer realm="swapprof"')
+        challenge = ("WWW-Authenticate", CHALLENGE)
         return error(401, "Unauthorized: send the header Authorization: Bearer <token>", challenge)
 
     def json_route(self, path: str) -> tuple[str, JsonRoute | None] | None:

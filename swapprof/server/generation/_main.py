@@ -132,6 +132,7 @@ async def _serve(
         contract.probe_path,
         metrics_path=contract.app_metrics_path or None,
         debug_token=contract.debug_token,
+        insecure_app_routes=contract.insecure_app_routes,
         interface=interface,
         threads=contract.threads,
         http=contract.http,

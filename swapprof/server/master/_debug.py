@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.server._fds import describe, parse_bind
 
 MAX_HEAD = 16384
@@ -86,7 +86,7 @@ class DebugServer:
             "X-Content-Type-Options: nosniff",
         ]
         if status == 401:
-            headers.append('WWW-Authenticate: Bearer realm="swapprof"')
+            headers.append(f"WWW-Authenticate: {CHALLENGE}")
         with contextlib.suppress(ConnectionError, OSError):
             writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else body))
             await writer.drain()
@@ -105,10 +105,7 @@ class DebugServer:
                 (ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("authorization:")),
                 "",
             )
-            scheme, _, credentials = auth.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                credentials.strip().encode(), self.token.encode()
-            ):
+            if not bearer_ok(auth, self.token):
                 return 401, "text/plain", b"missing or wrong bearer token\n"
         url = urlsplit(target)
         query = parse_qs(url.query)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.server._fds import describe, parse_bind
+from swapprof.server.master._conncap import ConnectionCap
 
 MAX_HEAD = 16384
 MAX_CONNECTIONS = 64
@@ -33,7 +34,7 @@ class DebugServer:
         token: str | None = None,
     ) -> None:
         self.upgrades, self.status = upgrades, status
-        self._open = 0
+        self.cap = ConnectionCap(MAX_CONNECTIONS)
         self.spec = parse_bind(bind)
         self.token = token
         self.address = ""
@@ -54,21 +55,20 @@ class DebugServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
-        if self._open >= MAX_CONNECTIONS:  # idle clients cannot take the master's fds
+        if not self.cap.admit(writer):  # every slot busy answering (idle ones make way)
             status, ctype, body = 503, "text/plain", b"too many open debug connections\n"
         else:
-            self._open += 1
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
+                self.cap.working(writer)
                 head_only = head.split(b" ", 1)[0] == b"HEAD"
                 status, ctype, body = self.route(head)
             except (asyncio.LimitOverrunError, ValueError):  # readuntil: a head over MAX_HEAD
                 status, ctype, body = 431, "text/plain", f"request head over {MAX_HEAD} bytes\n".encode()
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                self.cap.release(writer)
                 writer.close()
                 return
-            finally:
-                self._open -= 1
         reason = {
             200: "OK",
             400: "Bad Request",
@@ -87,10 +87,13 @@ class DebugServer:
         ]
         if status == 401:
             headers.append(f"WWW-Authenticate: {CHALLENGE}")
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else body))
-            await writer.drain()
-        writer.close()
+        try:
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else body))
+                await writer.drain()
+        finally:
+            self.cap.release(writer)
+            writer.close()
 
     def route(self, head: bytes) -> tuple[int, str, bytes]:
         lines = head.decode("latin-1").split("\r\n")

@@ -430,6 +430,8 @@ class Master:
             write()
         except OSError as exc:
             self.write_errors += 1
+            if self.observer is not None:
+                self.observer.write_error()
             self.say(f"cannot write {what} in {self.run_dir.path}: {exc}")
 
     def say(self, text: str) -> None:

@@ -30,6 +30,7 @@ from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_THREADS
 from swapprof.server._fds import probe_address
 from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
+from swapprof.server.generation._protocol import serving_protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -254,16 +255,7 @@ class GenerationServer:
         self.servers: list[asyncio.base_events.Server] = []
         self.lifespan: Any = None
         self._claimed: set[asyncio.Task[Any]] = set()
-        base = self.config.http_protocol_class
-
-        class Tracked(base):  # type: ignore[misc, valid-type]
-            last_rx = 0.0
-
-            def data_received(self, data: bytes) -> None:
-                self.last_rx = time.monotonic()
-                super().data_received(data)
-
-        self._protocol = Tracked
+        self._protocol = serving_protocol(self.config.http_protocol_class)
 
     @property
     def http(self) -> str:

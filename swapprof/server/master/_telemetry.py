@@ -87,6 +87,12 @@ class UpgradeObserver:
             description="Run-dir writes that failed (ENOSPC, EMFILE): the master went on without them",
         )
         self.write_errors.add(0)
+        self.unexported = meter.create_counter(
+            "swapprof.telemetry.unexported_spans",
+            description="Worker spans the master recorded itself: the worker died, or its export "
+            "did not finish within SWAPPROF_FLUSH_TIMEOUT",
+        )
+        self.unexported.add(0)
         self.coalesced = meter.create_counter(
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
@@ -224,6 +230,7 @@ class UpgradeObserver:
                 continue  # the worker recorded it itself
             attributes = {ATTR_WORKER: worker, "swapprof.recorded_by": "master"}
             recorder.record_phase(name, self._epoch(start), self._epoch(end), **attributes)
+            self.unexported.add(1)
         info = record.to_dict()
         for key, value in (
             ("swapprof.generation.old", record.old_generation),

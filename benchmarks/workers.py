@@ -1,0 +1,254 @@
+"""Every core: `swapprof serve --workers 2` against uvicorn --workers 2 and gunicorn -w 2, one run.
+
+    .venv/bin/python benchmarks/workers.py [--steady 10] [--rounds 2] [--upgrades 20] [--ready-upgrades 10]
+
+Part 1, per app (FastAPI hello with a pydantic model; the demo app): each server fresh, in the
+same order every round; a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady req/s, p99),
+then wrk again while `--upgrades` upgrades run one after the other (swapprof: `ctl upgrade
+--wait`; peers: SIGHUP, then wait until N new worker pids serve and the old ones are gone),
+wrk's error counts and p99 during the upgrades.
+Part 2 (demo app, wrk at a steady 4 connections): time_to_ready with 1 and 2 workers, exec
+and `--preload` (zygote + spare), and each worker's PSS/RSS after the upgrades.
+Prints tables and writes benchmarks/results/workers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _wrk
+from _common import machine, table, write
+from _hello_apps import App
+from _hello_apps import write as write_apps
+from _servers import BIN, Peer, Swapprof, children, free_port, wait_answer
+from apps import measure, pyc_facts, summarize, wait_for_quiet
+
+WORKERS = 2
+GOAL_RATIO = 0.95
+READY_GOAL = 1.5
+
+
+class WorkersPeer(Peer):
+    """A peer with N workers: an upgrade is done when N new worker pids serve and every old one
+    is gone (helpers that live on, such as a resource tracker, are allowed for)."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log: Path, workers: int) -> None:
+        super().__init__(name, argv, port, log)
+        self.workers = workers
+
+    def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
+        assert self.proc is not None
+        old = children(self.proc.pid)
+        helpers = max(0, len(old) - self.workers)
+        t0 = time.monotonic()
+        self.proc.send_signal(1)  # SIGHUP
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            now = children(self.proc.pid)
+            if len(now - old) >= self.workers and len(now & old) <= helpers:
+                wait_answer(f"http://127.0.0.1:{self.port}/", deadline - time.monotonic())
+                return {"ms": (time.monotonic() - t0) * 1000, "ok": True}
+            time.sleep(0.01)
+        return {"ms": (time.monotonic() - t0) * 1000, "ok": False, "detail": "old workers still there"}
+
+
+def servers_for(app: App, logs: Path, tag: str) -> dict[str, Any]:
+    ours = Swapprof(app, logs / f"{tag}-swapprof.log")
+    ours.server.argv += ["--workers", str(WORKERS)]
+    found: dict[str, Any] = {"swapprof": ours}
+    port = free_port()
+    argv = [str(BIN / "uvicorn"), app.target, "--app-dir", str(app.app_dir), "--workers", str(WORKERS)]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    found["uvicorn"] = WorkersPeer("uvicorn", argv, port, logs / f"{tag}-uvicorn.log", WORKERS)
+    port = free_port()
+    argv = [str(BIN / "gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "-w", str(WORKERS)]
+    argv += ["--chdir", str(app.app_dir), "-b", f"127.0.0.1:{port}", app.target]
+    found["gunicorn"] = WorkersPeer("gunicorn", argv, port, logs / f"{tag}-gunicorn.log", WORKERS)
+    return found
+
+
+def throughput(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    for r in range(args.rounds):
+        for key, server in servers_for(app, logs, f"{app.name}-{r}").items():
+            print(f"  {app.name}: round {r + 1}/{args.rounds} {key}", file=sys.stderr, flush=True)
+            rounds.setdefault(key, []).append(measure(server, args))
+    summary = {key: summarize(runs) for key, runs in rounds.items()}
+    ours = summary["swapprof"]
+    ratios = {peer: ours["steady_rps"] / summary[peer]["steady_rps"] for peer in ("uvicorn", "gunicorn")}
+    p99_ratio = ours["upgrade_p99_ms"] / ours["steady_p99_ms"]
+    return {
+        "ratios": ratios,
+        "p99_during_over_steady": p99_ratio,
+        "goal_met": min(ratios.values()) >= GOAL_RATIO and ours["upgrade_failed"] == 0 and p99_ratio <= 1.2,
+        "summary": summary,
+        "rounds": rounds,
+    }
+
+
+def time_to_ready(demo: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
+    """time_to_ready per (mode, workers), under light load; workers' memory after the upgrades."""
+    out: dict[str, Any] = {}
+    for mode, extra in (("exec", []), ("zygote", ["--preload", "swapprof.server.demo"])):
+        for workers in (1, WORKERS):
+            key = f"{mode}-w{workers}"
+            print(f"  time_to_ready: {key}", file=sys.stderr, flush=True)
+            server = Swapprof(demo, logs / f"ready-{key}.log")
+            server.server.argv += ["--workers", str(workers), *extra]
+            url = server.start()
+            load = _wrk.start(url, 30 + 5 * args.ready_upgrades, 4, 1)
+            try:
+                records = []
+                for _ in range(args.ready_upgrades):
+                    result = server.upgrade()
+                    records.append(result)
+                status = server.server.status()
+            finally:
+                load.kill()
+                load.wait()
+                server.stop()
+            ready = [r["time_to_ready_ms"] for r in records if r.get("time_to_ready_ms") is not None]
+            gens = [g for g in status["generations"] if g["state"] == "serving"]
+            out[key] = {
+                "time_to_ready_ms_median": statistics.median(ready) if ready else None,
+                "time_to_ready_ms": ready,
+                "succeeded": sum(r["ok"] for r in records),
+                "pss_kb_per_worker": [g["pss_kb"] for g in gens],
+                "rss_kb_per_worker": [g["rss_kb"] for g in gens],
+                "zygote": status.get("zygote"),
+            }
+    for mode in ("exec", "zygote"):
+        one, two = out[f"{mode}-w1"], out[f"{mode}-w{WORKERS}"]
+        if one["time_to_ready_ms_median"] and two["time_to_ready_ms_median"]:
+            out[f"{mode}_ratio"] = two["time_to_ready_ms_median"] / one["time_to_ready_ms_median"]
+    return out
+
+
+def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
+    rows = []
+    for name, data in results.items():
+        s = data["summary"]
+        for key in ("swapprof", "uvicorn", "gunicorn"):
+            row = s[key]
+            rows.append([
+                name, key, row["steady_rps"], row["steady_p99_ms"],
+                f"{row['upgrade_failed']}/{row['upgrade_requests']}", row["upgrade_p99_ms"],
+                f"{row['upgrades_succeeded']}/{row['upgrades']}",
+                f"{data['ratios'][key]:.2f}" if key in data["ratios"] else "",
+            ])  # fmt: skip
+    lines = [
+        table(
+            [
+                "app",
+                "server (2 workers)",
+                "steady req/s",
+                "p99 ms",
+                "failed during upgrades",
+                "p99 ms during",
+                "upgrades ok",
+                "swapprof / it",
+            ],
+            rows,
+        )
+    ]
+    for name, data in results.items():
+        lines.append(
+            f"{name}: swapprof p99 during upgrades / steady {data['p99_during_over_steady']:.2f}; "
+            f"goal {'met' if data['goal_met'] else 'NOT met'}"
+        )
+    rows = [
+        [key, v["time_to_ready_ms_median"], v["succeeded"], v["pss_kb_per_worker"], v["rss_kb_per_worker"]]
+        for key, v in ready.items()
+        if isinstance(v, dict)
+    ]
+    lines.append(
+        table(["mode", "time_to_ready median ms", "upgrades ok", "PSS KiB/worker", "RSS KiB/worker"], rows)
+    )
+    lines.append(
+        "time_to_ready 2 workers / 1: "
+        + ", ".join(f"{m} {ready[f'{m}_ratio']:.2f}" for m in ("exec", "zygote") if f"{m}_ratio" in ready)
+        + f" (goal <= {READY_GOAL})"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steady", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--upgrades", type=int, default=20, help="upgrades per server and round")
+    parser.add_argument("--ready-upgrades", type=int, default=10, help="upgrades per time_to_ready case")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--apps", default="fastapi,demo")
+    parser.add_argument("--max-load", type=float, default=1.5)
+    parser.add_argument("--output", default="workers")
+    args = parser.parse_args()
+    if min(args.steady, args.warmup, args.rounds, args.upgrades, args.ready_upgrades) < 1:
+        parser.error("--steady, --warmup, --rounds, --upgrades and --ready-upgrades must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="swapprof-workers-") as name:
+        root = Path(name)
+        written = {a.name: a for a in write_apps(root / "apps")}
+        demo_dir = root / "apps" / "demo"
+        demo_dir.mkdir()
+        (demo_dir / "demoapp.py").write_text("from swapprof.server.demo import app  # noqa: F401\n")
+        written["demo"] = App("demo", "demoapp:app", demo_dir, "asgi")
+        apps = [written[n] for n in args.apps.split(",")]
+        pyc = pyc_facts(root / "apps")
+        logs = root / "logs"
+        logs.mkdir()
+        load = wait_for_quiet(args.max_load)
+        started = time.monotonic()
+        try:
+            results = {app.name: throughput(app, args, logs) for app in apps}
+            ready = time_to_ready(written["demo"], args, logs)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                for log in sorted(logs.iterdir()):
+                    print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
+            raise
+        load["at_end"] = os.getloadavg()
+    print(report(results, ready))
+    path = write(
+        args.output,
+        {
+            "machine": machine(),
+            "wrk": _wrk.version(),
+            "pyc": pyc,
+            "load": load,
+            "wall_s": round(time.monotonic() - started, 1),
+            "config": {
+                "workers": WORKERS,
+                "wrk": f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.steady}s --latency",
+                "rounds": args.rounds,
+                "upgrades_per_round": args.upgrades,
+                "swapprof": f"swapprof serve APP --workers {WORKERS}; loop/http auto",
+                "uvicorn": f"uvicorn APP --workers {WORKERS} --no-access-log; upgrade = SIGHUP",
+                "gunicorn": f"gunicorn -k uvicorn.workers.UvicornWorker -w {WORKERS}; upgrade = SIGHUP",
+                "time_to_ready": f"demo app, {args.ready_upgrades} upgrades per case under wrk -t1 -c4",
+                "aggregation": "req/s and p99: mean of rounds; errors: summed over rounds",
+            },
+            "goal": f"steady req/s >= {GOAL_RATIO} x each peer, 0 failed requests, p99 during <= 1.2 x "
+            f"steady; time_to_ready 2 workers <= {READY_GOAL} x 1",
+            "apps": results,
+            "time_to_ready": ready,
+        },
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -94,6 +94,8 @@ class WSGIBridge:
                 final = await loop.run_in_executor(self.executor, run, exchange.run, self.app, environ)
             except ClientDisconnected:
                 return
+            except asyncio.CancelledError:  # the drain gave up on it: nothing more is sent
+                raise
             except BaseException:
                 if exchange.tail is not None:  # what was handed over goes out before the error
                     await asyncio.wait([exchange.tail])

@@ -1,6 +1,7 @@
 """The servers benchmarks/apps.py compares, behind one shape: start() -> url, upgrade(), stop().
 
-- ``swapprof serve`` (one generation; --threads 10 for WSGI); upgrade = ``swapprof ctl upgrade
+- ``swapprof serve`` (one generation; --threads 10 for WSGI, through swapprof's WSGI bridge, or
+  through a2wsgi: ``Swapprof(app, log, "a2wsgi")``); upgrade = ``swapprof ctl upgrade
   --wait`` run as a command, which returns once the old generation has drained and exited;
 - uvicorn ``--workers 1``: steady only -- with one worker uvicorn runs without its supervisor, so
   SIGHUP has no handler and ends the process (survives_hup() shows it in every run);
@@ -27,6 +28,7 @@ from typing import Any
 
 from _hello_apps import App
 
+from swapprof.server._contract import ENV_WSGI_ADAPTER
 from swapprof.testing import ServerProcess
 
 BIN = Path(sys.executable).parent
@@ -61,13 +63,18 @@ def children(pid: int) -> set[int]:
 
 
 class Swapprof:
-    name = "swapprof"
+    """``adapter``: the WSGI bridge (``SWAPPROF_WSGI_ADAPTER``: swapprof's own, or a2wsgi)."""
 
-    def __init__(self, app: App, log: Path) -> None:
+    def __init__(self, app: App, log: Path, adapter: str | None = None) -> None:
         args = ["--app-dir", str(app.app_dir), "--interface", app.interface]
         if app.interface == "wsgi":
             args += ["--threads", "10"]
-        self.server = ServerProcess(app.target, args=args)
+        env = dict(os.environ)
+        env.pop(ENV_WSGI_ADAPTER, None)
+        if adapter is not None:
+            env[ENV_WSGI_ADAPTER] = adapter
+        self.name = "swapprof" if adapter in (None, "swapprof") else f"swapprof-{adapter}"
+        self.server = ServerProcess(app.target, args=args, env=env)
         self.log = log
 
     def start(self) -> str:

@@ -6,7 +6,10 @@ Four hello apps (FastAPI with a pydantic model, a startproject Django site as AS
 Flask), each served by `swapprof serve` and by its peers, one serving process each: ASGI apps by
 uvicorn --workers 1 (steady only: with one worker uvicorn has no supervisor and SIGHUP ends it,
 checked in every run) and by gunicorn -k uvicorn.workers.UvicornWorker -w 1 (steady and upgrades);
-WSGI apps by gunicorn -k gthread -w 1 --threads 10 (swapprof --threads 10).
+WSGI apps by gunicorn -k gthread -w 1 --threads 10 (swapprof --threads 10), and by swapprof
+with a2wsgi as its WSGI bridge (SWAPPROF_WSGI_ADAPTER=a2wsgi; skip with --no-a2wsgi); the JSON
+also holds the loop <-> thread hops per request of both bridges (_hops.py, counted in-process).
+`--apps django-wsgi,flask` runs those only; `--upgrades 0` measures steady throughput only.
 Per server and round: a fresh server, a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady
 req/s and p99), then wrk again while `--upgrades` upgrades run one after the other (swapprof:
 `swapprof ctl upgrade --wait`; peers: SIGHUP, then wait until the new worker answers and the old
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _hops
 import _wrk
 from _common import machine, precompile, table, write
 from _hello_apps import App
@@ -36,6 +40,7 @@ from _hello_apps import write as write_apps
 from _servers import Swapprof, peers_for, survives_hup
 
 GOAL_RATIO = 0.95
+A2WSGI = "swapprof-a2wsgi"  # WSGI apps also run through a2wsgi, the bridge swapprof used before
 
 
 def wait_for_quiet(limit: float, poll: float = 30.0, patience: float = 600.0) -> dict[str, Any]:
@@ -56,7 +61,7 @@ def measure(server: Any, args: argparse.Namespace, upgrades_too: bool = True) ->
     try:
         _wrk.run(url, args.warmup, args.connections, args.wrk_threads)
         steady = _wrk.run(url, args.steady, args.connections, args.wrk_threads)
-        if not upgrades_too:
+        if not upgrades_too or args.upgrades == 0:
             return {"load_1m_before": load_before, "steady": steady, "upgrades": None}
         during = _wrk.start(url, 60 + 15 * args.upgrades, args.connections, args.wrk_threads)
         time.sleep(1.0)
@@ -90,6 +95,8 @@ def bench_app(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, Any]]] = {}
     for r in range(args.rounds):
         servers: dict[str, Any] = {"swapprof": Swapprof(app, logs / f"{app.name}-swapprof-{r}.log")}
+        if app.interface == "wsgi" and not args.no_a2wsgi:  # the bridge swapprof used before its own
+            servers[A2WSGI] = Swapprof(app, logs / f"{app.name}-{A2WSGI}-{r}.log", "a2wsgi")
         servers.update(peers_for(app, logs, f"{app.name}-{r}"))
         for key, server in servers.items():
             print(f"  {app.name}: round {r + 1}/{args.rounds} {key}", file=sys.stderr, flush=True)
@@ -101,12 +108,27 @@ def bench_app(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         upgrade_peer = "uvicorn"
     summary = {key: summarize(runs) for key, runs in rounds.items()}
     ratio = summary["swapprof"]["steady_rps"] / summary[steady_peer]["steady_rps"]
+    a2wsgi = None
+    if A2WSGI in summary:
+        a2wsgi = {
+            "ratio_to_peer": summary[A2WSGI]["steady_rps"] / summary[steady_peer]["steady_rps"],
+            "bridge_over_a2wsgi": summary["swapprof"]["steady_rps"] / summary[A2WSGI]["steady_rps"],
+            "round_ratios_bridge_over_a2wsgi": [
+                ours["steady"]["rps"] / theirs["steady"]["rps"]
+                for ours, theirs in zip(rounds["swapprof"], rounds[A2WSGI], strict=True)
+            ],
+        }
     return {
+        "a2wsgi": a2wsgi,
+        "round_ratios": [
+            ours["steady"]["rps"] / peer["steady"]["rps"]
+            for ours, peer in zip(rounds["swapprof"], rounds[steady_peer], strict=True)
+        ],
         "steady_peer": steady_peer,
         "upgrade_peer": upgrade_peer,
         "uvicorn_workers_1_sighup": hup,
         "ratio": ratio,
-        "goal_met": ratio >= GOAL_RATIO and summary["swapprof"]["upgrade_failed"] == 0,
+        "goal_met": ratio >= GOAL_RATIO and summary["swapprof"].get("upgrade_failed", 0) == 0,
         "summary": summary,
         "rounds": rounds,
     }
@@ -148,17 +170,28 @@ def report(results: dict[str, Any]) -> str:
         rows.append([
             name, data["steady_peer"], ours["steady_rps"], peer["steady_rps"], f"{data['ratio']:.2f}",
             ours["steady_p99_ms"], peer["steady_p99_ms"], data["upgrade_peer"],
-            f"{ours['upgrade_failed']}/{ours['upgrade_requests']}",
-            f"{hup['upgrade_failed']}/{hup['upgrade_requests']}",
-            ours["upgrade_p99_ms"], hup["upgrade_p99_ms"], "yes" if data["goal_met"] else "NO",
+            f"{ours.get('upgrade_failed')}/{ours.get('upgrade_requests')}",
+            f"{hup.get('upgrade_failed')}/{hup.get('upgrade_requests')}",
+            ours.get("upgrade_p99_ms"), hup.get("upgrade_p99_ms"), "yes" if data["goal_met"] else "NO",
         ])  # fmt: skip
     headers = ["app", "peer", "swapprof req/s", "peer req/s", "ratio", "p99 ms", "peer p99 ms",
                "upgrade peer", "upg failed", "peer upg failed", "upg p99 ms", "peer upg p99 ms",
                "goal"]  # fmt: skip
     lines = [table(headers, rows)]
     for name, data in results.items():
+        if data["a2wsgi"] is not None:
+            theirs, cmp = data["summary"][A2WSGI], data["a2wsgi"]
+            lines.append(
+                f"{name}: swapprof with a2wsgi {theirs['steady_rps']:.1f} req/s (p99 "
+                f"{theirs['steady_p99_ms']:.1f} ms), ratio to {data['steady_peer']} "
+                f"{cmp['ratio_to_peer']:.2f}; own bridge / a2wsgi {cmp['bridge_over_a2wsgi']:.2f} "
+                f"(rounds {', '.join(f'{x:.2f}' for x in cmp['round_ratios_bridge_over_a2wsgi'])})"
+            )
+    for name, data in results.items():
         s = data["summary"]
         ours, hup = s["swapprof"], s[data["upgrade_peer"]]
+        if "upgrades" not in ours:
+            continue
         lines.append(
             f"{name}: upgrades ok swapprof {ours['upgrades_succeeded']}/{ours['upgrades']} "
             f"(median {ours['upgrade_ms_median']:.0f} ms), {data['upgrade_peer']} "
@@ -193,17 +226,19 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--apps", default="fastapi,django-asgi,django-wsgi,flask")
+    parser.add_argument("--no-a2wsgi", action="store_true", help="skip swapprof with a2wsgi for WSGI apps")
     parser.add_argument("--max-load", type=float, default=1.5, help="wait for the 1-min load to drop")
     parser.add_argument("--output", default="apps", help="results/NAME.json")
     args = parser.parse_args()
-    if min(args.steady, args.warmup, args.rounds, args.upgrades) < 1:
-        parser.error("--steady, --warmup, --rounds and --upgrades must be at least 1")
+    if min(args.steady, args.warmup, args.rounds) < 1 or args.upgrades < 0:
+        parser.error("--steady, --warmup and --rounds must be at least 1, --upgrades at least 0")
     with tempfile.TemporaryDirectory(prefix="swapprof-apps-") as name:
         root = Path(name)
         apps = [a for a in write_apps(root / "apps") if a.name in args.apps.split(",")]
         pyc = pyc_facts(root / "apps")
         logs = root / "logs"
         logs.mkdir()
+        wsgi_hops = _hops.all_counts()
         load = wait_for_quiet(args.max_load)
         started = time.monotonic()
         results = {}
@@ -222,6 +257,7 @@ def main() -> int:
         {
             "machine": machine(),
             "wrk": _wrk.version(),
+            "wsgi_hops_per_request": wsgi_hops,
             "pyc": pyc,
             "load": load,
             "wall_s": round(time.monotonic() - started, 1),
@@ -230,11 +266,13 @@ def main() -> int:
                 "steady_s": args.steady,
                 "warmup_s": args.warmup,
                 "rounds": args.rounds,
-                "order": "swapprof, then the peers, in every round; each server fresh",
+                "order": "swapprof, swapprof-a2wsgi (WSGI), then the peers, in every round; each server fresh",
                 "upgrades_per_round": args.upgrades,
                 "connections": args.connections,
                 "wrk_threads": args.wrk_threads,
-                "swapprof": "swapprof serve APP --interface asgi|wsgi [--threads 10]; loop/http auto",
+                "swapprof": "swapprof serve APP --interface asgi|wsgi [--threads 10]; loop/http auto; "
+                "WSGI through swapprof's bridge",
+                "swapprof_a2wsgi": "the same with SWAPPROF_WSGI_ADAPTER=a2wsgi (WSGI apps)",
                 "uvicorn": "uvicorn APP --workers 1 --no-access-log (swapprof logs no access either); "
                 "steady only: SIGHUP ends it (see uvicorn_workers_1_sighup)",
                 "gunicorn_uvicorn": "gunicorn -k uvicorn.workers.UvicornWorker -w 1 (ASGI upgrade peer)",

@@ -75,7 +75,7 @@ def add_parser(subparsers: Subparsers) -> None:
         "--threads",
         type=_count,
         metavar="N",
-        help="threads running a WSGI app's requests (a2wsgi pool; default 10)",
+        help="threads running a WSGI app's requests (the WSGI bridge's pool; default 10)",
     )
     serve.add_argument(
         "--workers",

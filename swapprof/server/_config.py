@@ -110,7 +110,7 @@ class ServerConfig:
     interface: str = DEFAULT_INTERFACE
     """``asgi``, ``wsgi``, or ``auto``: told from the app's signature (uvicorn's names)."""
     threads: int = DEFAULT_THREADS
-    """Threads that run a WSGI app's requests (a2wsgi's pool); unused for ASGI apps."""
+    """Threads that run a WSGI app's requests (the WSGI bridge's pool); unused for ASGI apps."""
     loop: str = DEFAULT_LOOP
     """Event loop: ``asyncio``, ``uvloop``, or ``auto`` (uvloop when installed), as uvicorn."""
     http: str = DEFAULT_HTTP

@@ -7,6 +7,7 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_READY_TIMEOUT=S        SWAPPROF_DRAIN_TIMEOUT=S        SWAPPROF_DRAIN_GRACE=S
     SWAPPROF_PROBE_PATH=/PATH       SWAPPROF_APP_METRICS_PATH=/PATH SWAPPROF_DEBUG_TOKEN=T
     SWAPPROF_INTERFACE=auto|asgi|wsgi  SWAPPROF_THREADS=N (WSGI pool)
+    SWAPPROF_WSGI_ADAPTER=swapprof|a2wsgi (inherited from the master's environment, not set by it)
     SWAPPROF_LOOP=auto|asyncio|uvloop  SWAPPROF_HTTP=auto|h11|httptools   (``_stack``)
     SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
     SWAPPROF_WORKER=I               (per spawn: this process's index in its generation, 0..N-1)
@@ -49,6 +50,7 @@ ENV_DEBUG_TOKEN: Final = "SWAPPROF_DEBUG_TOKEN"
 ENV_DEBUG_INSECURE_APP_ROUTES: Final = "SWAPPROF_DEBUG_INSECURE_APP_ROUTES"
 ENV_INTERFACE: Final = "SWAPPROF_INTERFACE"
 ENV_THREADS: Final = "SWAPPROF_THREADS"
+ENV_WSGI_ADAPTER: Final = "SWAPPROF_WSGI_ADAPTER"  # swapprof|a2wsgi: benchmarks compare the two
 ENV_LOOP: Final = "SWAPPROF_LOOP"
 ENV_HTTP: Final = "SWAPPROF_HTTP"
 ENV_MASTER_PID: Final = "SWAPPROF_MASTER_PID"
@@ -70,7 +72,7 @@ DEFAULT_DRAIN_TIMEOUT: Final = 30.0
 DEFAULT_DRAIN_GRACE: Final = 1.0
 DEFAULT_APP_METRICS_PATH: Final = "/metrics"
 DEFAULT_INTERFACE: Final = "auto"
-DEFAULT_THREADS: Final = 10  # a2wsgi's (and uvicorn's WSGI) pool size
+DEFAULT_THREADS: Final = 10  # the WSGI pool size (a2wsgi's and uvicorn's WSGI default too)
 DEFAULT_LOOP: Final = "auto"
 DEFAULT_HTTP: Final = "auto"
 

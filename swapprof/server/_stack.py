@@ -70,7 +70,7 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
 
 def preload_modules(loop: str, http: str) -> tuple[str, ...]:
     """What a zygote imports ahead for these settings (best effort, like its base list)."""
-    modules = ["uvicorn.loops.asyncio", "uvicorn.protocols.http.h11_impl", "a2wsgi"]
+    modules = ["uvicorn.loops.asyncio", "uvicorn.protocols.http.h11_impl", "swapprof.server.generation._wsgi"]
     if resolve_loop(loop) == "uvloop":
         modules += ["uvloop", "uvicorn.loops.uvloop"]
     if resolve_http(http) == "httptools":

@@ -228,12 +228,12 @@ class GenerationServer:
         threads: int = DEFAULT_THREADS,
         http: str = DEFAULT_HTTP,
     ) -> None:
-        """``interface``: ``asgi``, or ``wsgi`` (``app`` then runs in a2wsgi's pool of ``threads``);
-        ``http``: uvicorn's parser name (``auto``, ``h11``, ``httptools``)."""
+        """``interface``: ``asgi``, or ``wsgi`` (``app`` then runs in a pool of ``threads``, see
+        ``_wsgi``); ``http``: uvicorn's parser name (``auto``, ``h11``, ``httptools``)."""
         if interface == "wsgi":
-            from a2wsgi import WSGIMiddleware
+            from swapprof.server.generation._wsgi import wsgi_adapter
 
-            app = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type, assignment]
+            app = wsgi_adapter(app, threads)  # type: ignore[arg-type]
         self.interface = interface
         self.middleware = HandoffMiddleware(
             app, generation, probe_path, metrics_path, debug_token, insecure_app_routes

@@ -161,6 +161,7 @@ def merge_families(own: Iterable[Metric], workers: Iterable[Metric]) -> list[Met
     one exposition cannot hold both)."""
     merged: dict[str, Metric] = {}
     for family in own:
+        family = _as_text_format(family)
         merged[family.name] = family
     for family in workers:
         mine = merged.get(family.name)
@@ -171,3 +172,14 @@ def merge_families(own: Iterable[Metric], workers: Iterable[Metric]) -> list[Met
             combined.samples = [*mine.samples, *family.samples]
             merged[family.name] = combined
     return list(merged.values())
+
+
+def _as_text_format(family: Metric) -> Metric:
+    """A family as the text format (and so the parser) names it: an info ``x`` is the gauge
+    ``x_info``, a stateset a gauge of its name."""
+    if family.type not in ("info", "stateset"):
+        return family
+    name = family.name + "_info" if family.type == "info" else family.name
+    gauge = Metric(name, family.documentation, "gauge")
+    gauge.samples = list(family.samples)
+    return gauge

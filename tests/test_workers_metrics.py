@@ -127,7 +127,9 @@ def test_every_worker_at_the_master_and_counters_never_go_back(tmp_path: Path) -
             what="the replacement's collections added to worker 1's",
         )
 
-        # (b) an upgrade: hits served since the last read reach the master by the final read
+        # (b) an upgrade: hits served since the last read reach the master by the final read;
+        # a socket nobody serves (a SIGKILLed worker's of an earlier generation) is swept away
+        (private / "gen-99.0.sock").write_text("")
         hits = 40
         for _ in range(hits):
             assert http_get(server.url + "/hit")[0] == 200
@@ -142,7 +144,7 @@ def test_every_worker_at_the_master_and_counters_never_go_back(tmp_path: Path) -
         wait_for(all_hits, timeout=10, what=f"all {hits} hits counted after the old workers exited")
         assert wait_for(
             lambda: sorted(p.name for p in private.iterdir()) == ["gen-2.0.sock", "gen-2.1.sock"],
-            what="the old workers' sockets removed",
+            what="the old workers' sockets removed, the stale one swept",
         )
         wait_for(  # a gauge: the live worker's value only
             lambda: per_worker(watch.check(), "swapprof_generation") == {"0": 2, "1": 2},

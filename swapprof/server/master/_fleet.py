@@ -12,7 +12,9 @@ loses no increment. A SIGKILLed worker loses what it counted since the master la
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -64,9 +66,26 @@ class Fleet:
         await asyncio.gather(*(self._read(g, "/metrics", SCRAPE_TIMEOUT_S) for g in readable))
         alive = {key(g) for g in self.processes() if g.alive}
         self.metrics.prune(alive, keep=set(self._finals))
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Remove the sockets of workers that are gone without removing theirs (SIGKILLed,
+        crashed; or left by an earlier master): at most one per live worker stays."""
+        live = {self.socket(g).name for g in self.processes() if g.alive}
+        directory = self.run_dir.private_socket(0).parent
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith("gen-") and name.endswith(".sock") and name not in live:
+                with contextlib.suppress(OSError):
+                    os.unlink(directory / name)
 
     def stage(self, gen: Generation, stage: str) -> None:
         """A worker reported ``stage``: on ``drained``, take its final read."""
+        if stage == c.STAGE_READY:
+            self.sweep()
         if stage != c.STAGE_DRAINED or key(gen) in self._finals:
             return
         task = asyncio.get_running_loop().create_task(self._final(gen))

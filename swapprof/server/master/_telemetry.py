@@ -8,8 +8,9 @@ with ``swapprof.worker`` (its index): N ``import``/``ready`` pairs and N ``switc
 ``exit`` triples under one root. Each worker reports over sd_notify which spans it has flushed
 (``SWAPPROF_SPANS``); for a phase a worker did not report -- one that crashed or was SIGKILLed
 -- the master records that worker's span itself, marked ``swapprof.recorded_by=master``, so
-every trace is complete. Histograms and counters live in the master only; the only per-worker
-label is ``worker`` on ``swapprof.drain.connections`` (bounded by --workers).
+every trace is complete. Histograms and counters live in the master only; the per-worker
+label ``worker`` (bounded by --workers) is on ``swapprof.drain.connections`` and
+``swapprof.worker.scrape.errors``; the workers' own metrics reach /metrics through ``_fleet``.
 """
 
 from __future__ import annotations

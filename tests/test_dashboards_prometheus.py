@@ -212,7 +212,7 @@ def app_dir(tmp_path: Path) -> Path:
 
 
 def test_every_dashboard_and_rule_expression_runs_on_real_data(app_dir: Path) -> None:
-    args = ["--app-dir", str(app_dir), "--drain-grace", "0.1"]
+    args = ["--app-dir", str(app_dir), "--drain-grace", "0.1", "--debug-insecure-app-routes"]
     with ServerProcess("runtimeapp:app", args=args) as server:
         targets = {"swapprof_master": [server.status()["debug_address"]], "swapprof_app": [server.address]}
         with Prometheus(targets, rule_files=[str(RULES)]) as prom:

@@ -234,3 +234,28 @@ def test_stop_ends_a_running_profile() -> None:
         assert not _cpu.in_use()
     finally:
         client.close()
+
+
+def test_timed_profile_requests_are_capped_with_429_and_retry_after(server: PprofServer) -> None:
+    from swapprof.pprof._slots import MAX_TIMED_REQUESTS
+
+    host, port = server.address
+    holders = []
+    try:
+        for _ in range(MAX_TIMED_REQUESTS):
+            held = socket.create_connection((host, port))
+            held.sendall(b"GET /debug/pprof/goroutine?seconds=5 HTTP/1.1\r\nHost: t\r\n\r\n")
+            holders.append(held)
+        # the held requests take their slots as their threads start: poll until the cap is met
+        deadline = time.monotonic() + 10
+        while (answer := get(url_of(server, "/debug/pprof/heap?seconds=1")))[0] != 429:
+            assert answer[0] == 200 and time.monotonic() < deadline, answer[:2]
+        _, headers, body = answer
+        assert 1 <= int(headers["Retry-After"]) <= 5
+        assert f"{MAX_TIMED_REQUESTS} timed profile requests are running".encode() in body
+        assert get(url_of(server, "/debug/pprof/goroutine?debug=1"))[0] == 200  # untimed: never capped
+    finally:
+        for held in holders:
+            held.close()
+    # a gone client frees its slot
+    wait_for(lambda: get(url_of(server, "/debug/pprof/heap?seconds=1"))[0] == 200, 15)

@@ -50,6 +50,7 @@ def test_probe_claims_its_connection_ahead_of_the_old_generation(
         old = GenerationServer(_app, [listener], generation=1)
         new = GenerationServer(_app, [], generation=2)
         await old.start()
+        await old.serve()
         await new.start()
         fam, address = probe_address(listener)
         attempts = []
@@ -88,6 +89,7 @@ def test_probe_without_a_claim_can_land_on_the_old_generation(tmp_path: Path) ->
         listener = _listener(socket.AF_INET, tmp_path)
         old = GenerationServer(_app, [listener], generation=1)
         await old.start()
+        await old.serve()
         fam, address = probe_address(listener)
         deadline = asyncio.get_running_loop().time() + 0.5
         try:

@@ -24,6 +24,7 @@ from tests._helpers import OPENER, http_get, wait_for
 
 APPS = str(Path(__file__).parent / "apps")
 UPGRADES = 3
+ROUTES_ON = ["--debug-insecure-app-routes"]  # the app-port /metrics and /debug/* checked here
 
 DJANGO_URLS = """
 import time
@@ -110,7 +111,7 @@ def _check_debug_and_metrics(server: ServerProcess) -> None:
 
 
 def test_fastapi_with_a_model_and_a_post_body() -> None:
-    with ServerProcess("fastapiapp:app", args=["--app-dir", APPS]) as server:
+    with ServerProcess("fastapiapp:app", args=[*ROUTES_ON, "--app-dir", APPS]) as server:
         status, body = _post(
             server.url + "/items",
             json.dumps({"name": "pen", "price": 1.5, "tags": ["x"]}).encode(),
@@ -131,7 +132,7 @@ def test_fastapi_with_a_model_and_a_post_body() -> None:
 @pytest.mark.parametrize("interface", ["asgi", "wsgi"])
 def test_django_startproject_site(django_site: Path, interface: str) -> None:
     app = f"mysite.{interface}:application"
-    with ServerProcess(app, args=["--app-dir", str(django_site)]) as server:
+    with ServerProcess(app, args=[*ROUTES_ON, "--app-dir", str(django_site)]) as server:
         status, _, body = http_get(server.url + "/")
         assert (status, body) == (200, b"hello from django\n")
         assert _post(server.url + "/echo", b"x" * 100_000) == (200, b"x" * 100_000)
@@ -143,7 +144,7 @@ def test_django_startproject_site(django_site: Path, interface: str) -> None:
 
 
 def test_flask_post_echo_and_streaming_under_upgrades() -> None:
-    with ServerProcess("flaskapp:app", args=["--app-dir", APPS], env=_env(threads="4")) as server:
+    with ServerProcess("flaskapp:app", args=[*ROUTES_ON, "--app-dir", APPS], env=_env(threads="4")) as server:
         status, _, body = http_get(server.url + "/")
         assert (status, body) == (200, b"hello from flask\n")
         payload = os.urandom(300_000)

@@ -63,7 +63,9 @@ def test_reloads_are_tracked_and_take_effect(tmp_path: Path, capsys) -> None:  #
     (app_dir / "registry.py").write_text(REGISTRY)
     (app_dir / "leakyapp.py").write_text(LEAKY_APP)
     (app_dir / "VERSION").write_text("v1")
-    with ServerProcess("leakyapp:app", args=["--app-dir", str(app_dir)]) as server:
+    with ServerProcess(
+        "leakyapp:app", args=["--app-dir", str(app_dir), "--debug-insecure-app-routes"]
+    ) as server:
         assert _get(server.url + "/") == (200, b"v1")
         _wait_gc_monitor(server.url)  # telemetry set-up after READY allocates too: let it finish
         results = []

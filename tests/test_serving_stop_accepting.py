@@ -35,6 +35,7 @@ async def _run(turns: int) -> list[bytes]:
     twin = listener.dup()  # the new generation's copy: the queue outlives the old one's close
     server = GenerationServer(_app, [listener], generation=1)
     await server.start()
+    await server.serve()
     for _ in range(turns):
         await asyncio.sleep(0)
     await server.stop_accepting()

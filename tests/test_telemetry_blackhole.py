@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from swapprof.testing import ServerProcess
+from tests._helpers import http_get, wait_for
 
 FLUSH_TIMEOUT_S = 2.0  # the default: each exiting process's whole flush budget
 
@@ -55,4 +56,15 @@ def test_a_silent_collector_causes_no_forced_kill(black_hole: str) -> None:
             assert not record.get("forced_kill"), record
             # the old generation's exit: its flush bound, not the 5 s kill grace
             assert record["phases_ms"]["exit"] < 1000 * (FLUSH_TIMEOUT_S + 2.5), record["phases_ms"]
-        assert server.status()["forced_kills"] == 0
+        status = server.status()
+        assert status["forced_kills"] == 0
+
+        # what the workers could not export in their budget, the master recorded and counted
+        def counted() -> bool:
+            body = http_get(f"http://{status['debug_address']}/metrics")[2]
+            line = next(
+                ln for ln in body.splitlines() if ln.startswith(b"swapprof_telemetry_unexported_spans_total")
+            )
+            return float(line.split()[-1]) > 0
+
+        wait_for(counted, 30, "unexported worker spans counted")

@@ -9,7 +9,7 @@ from tests._prometheus import Prometheus
 
 
 def test_prometheus_scrapes_upgrade_counters_and_phase_histograms() -> None:
-    with ServerProcess(args=["--drain-grace", "0.1"]) as server:
+    with ServerProcess(args=["--drain-grace", "0.1", "--debug-insecure-app-routes"]) as server:
         debug = server.status()["debug_address"]
         with Prometheus({"swapprof_master": [debug], "swapprof_app": [server.address]}) as prom:
             prom.wait_value('up{job="swapprof_master"}', lambda v: v == 1)

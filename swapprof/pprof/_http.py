@@ -8,16 +8,17 @@ message types are in ``_messages``; /debug/pprof/* is answered by ``_handlers``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
 import json
 import logging
 from typing import Any
 
+from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.pprof._handlers import handle_pprof
 from swapprof.pprof._heap import start_configured
-from swapprof.pprof._messages import SWAPPROF, Request, Response, error
-from swapprof.pprof._settings import JsonRoute, Settings, check_route
+from swapprof.pprof._messages import PPROF, SWAPPROF, Request, Response, error
+from swapprof.pprof._settings import DEFAULT_SECONDS, JsonRoute, Settings, check_route
+from swapprof.pprof._slots import Slots
 
 log = logging.getLogger("swapprof.pprof")
 
@@ -25,6 +26,7 @@ log = logging.getLogger("swapprof.pprof")
 class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.slots = Slots()
 
     def add_route(self, name: str, route: JsonRoute) -> None:
         """Serve ``route()`` as JSON at /debug/swapprof/<name> from now on (replaces a namesake)."""
@@ -36,10 +38,9 @@ class Router:
         token = self.settings.token
         if token is None:
             return None
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        if bearer_ok(request.headers.get("authorization"), token):
             return None
-        challenge = ("WWW-Authenticate", 'Bearer realm="swapprof"')
+        challenge = ("WWW-Authenticate", CHALLENGE)
         return error(401, "Unauthorized: send the header Authorization: Bearer <token>", challenge)
 
     def json_route(self, path: str) -> tuple[str, JsonRoute | None] | None:
@@ -80,11 +81,33 @@ class Router:
             except Exception as exc:
                 return self.route_failed(name, exc)
             return self.json_response(name, value)
+        seconds = _duration(request)
+        slot = self.slots.take(seconds) if seconds else None
+        if seconds and slot is None:
+            return error(
+                429,
+                f"{self.slots.limit} timed profile requests are running; try again later",
+                ("Retry-After", str(self.slots.retry_after())),
+            )
         try:
             return handle_pprof(self.settings, request)
         except Exception as exc:  # a bug of ours must not take the host's server down
             log.exception("debug route %s failed", request.path)
             return error(500, f"internal error in {request.path}: {type(exc).__name__}: {exc}")
+        finally:
+            if slot is not None:
+                self.slots.give(slot)
+
+
+def _duration(request: Request) -> float:
+    """Seconds a pprof request will hold its thread (0: it answers at once)."""
+    if not request.path.startswith(PPROF + "/"):
+        return 0.0
+    text = request.query.get("seconds", "")
+    seconds = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 0
+    if request.path == PPROF + "/profile":
+        return float(seconds or DEFAULT_SECONDS)
+    return float(seconds)
 
 
 async def _awaited(value: Any) -> Any:

@@ -121,6 +121,13 @@ def add_parser(subparsers: Subparsers) -> None:
         help="read the debug token from FILE (also SWAPPROF_DEBUG_TOKEN_FILE; or SWAPPROF_DEBUG_TOKEN)",
     )
     serve.add_argument(
+        "--debug-insecure-app-routes",
+        action="store_true",
+        default=None,
+        help="serve /metrics and /debug/* on the app's port to loopback clients without a token "
+        "(unsafe behind a reverse proxy on the same host; off by default, a token turns them on)",
+    )
+    serve.add_argument(
         "--otel-global",
         action="store_true",
         default=None,
@@ -184,6 +191,7 @@ def run_serve(args: argparse.Namespace) -> int:
         probe_path=args.probe_path,
         debug_bind=args.debug_bind,
         debug_token=_debug_token(args),
+        debug_insecure_app_routes=args.debug_insecure_app_routes,
         app_metrics_path=args.app_metrics_path,
         interface=args.interface,
         threads=args.threads,

@@ -22,6 +22,7 @@ from swapprof.server._contract import (
     DEFAULT_LOOP,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_THREADS,
+    ENV_DEBUG_INSECURE_APP_ROUTES,
     ENV_DEBUG_TOKEN,
     ENV_DRAIN_GRACE,
     ENV_DRAIN_TIMEOUT,
@@ -94,7 +95,11 @@ class ServerConfig:
     debug_token: str | None = None
     """If set, the debug endpoints want ``Authorization: Bearer TOKEN``."""
     app_metrics_path: str = DEFAULT_APP_METRICS_PATH
-    """Path each generation serves its own metrics on, through the app's listeners ("" = off)."""
+    """Path each generation serves its own metrics on, through the app's listeners ("" = off);
+    like the app-port debug routes, only with a token or ``debug_insecure_app_routes``."""
+    debug_insecure_app_routes: bool = False
+    """Without a token, serve the app-port debug and metrics routes to loopback clients anyway
+    (a reverse proxy on the same host makes every client loopback: see docs/server.md)."""
     preload: tuple[str, ...] = ()
     """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
     otel_global: bool = False
@@ -176,6 +181,7 @@ class ServerConfig:
             probe_path=self.probe_path,
             app_metrics_path=self.app_metrics_path,
             debug_token=self.debug_token,
+            insecure_app_routes=self.debug_insecure_app_routes,
             otel_global=self.otel_global,
             interface=self.interface,
             threads=self.threads,
@@ -234,6 +240,8 @@ class ServerConfig:
             if env[ENV_SPARE] not in ("0", "1"):
                 raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")
             values["spare"] = env[ENV_SPARE] == "1"
+        if "debug_insecure_app_routes" not in values and ENV_DEBUG_INSECURE_APP_ROUTES in env:
+            values["debug_insecure_app_routes"] = env[ENV_DEBUG_INSECURE_APP_ROUTES].strip() == "1"
         if "otel_global" not in values:
             values["otel_global"] = otel_global_setting(None, env)
         if "preload" not in values and env.get(ENV_PRELOAD):

@@ -46,6 +46,7 @@ ENV_DRAIN_GRACE: Final = "SWAPPROF_DRAIN_GRACE"
 ENV_PROBE_PATH: Final = "SWAPPROF_PROBE_PATH"
 ENV_APP_METRICS_PATH: Final = "SWAPPROF_APP_METRICS_PATH"
 ENV_DEBUG_TOKEN: Final = "SWAPPROF_DEBUG_TOKEN"
+ENV_DEBUG_INSECURE_APP_ROUTES: Final = "SWAPPROF_DEBUG_INSECURE_APP_ROUTES"
 ENV_INTERFACE: Final = "SWAPPROF_INTERFACE"
 ENV_THREADS: Final = "SWAPPROF_THREADS"
 ENV_LOOP: Final = "SWAPPROF_LOOP"
@@ -127,6 +128,8 @@ class GenerationContract:
     probe_path: str | None = None
     app_metrics_path: str = DEFAULT_APP_METRICS_PATH
     debug_token: str | None = None
+    insecure_app_routes: bool = False
+    """The app-port debug and metrics routes answer loopback clients without a token."""
     interface: str = DEFAULT_INTERFACE
     threads: int = DEFAULT_THREADS
     loop: str = DEFAULT_LOOP
@@ -152,6 +155,7 @@ class GenerationContract:
             ENV_LOOP: self.loop,
             ENV_HTTP: self.http,
             ENV_OTEL_GLOBAL: "1" if self.otel_global else "0",
+            ENV_DEBUG_INSECURE_APP_ROUTES: "1" if self.insecure_app_routes else "0",
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -179,6 +183,7 @@ class GenerationContract:
             probe_path=env.get(ENV_PROBE_PATH) or None,
             app_metrics_path=env.get(ENV_APP_METRICS_PATH, DEFAULT_APP_METRICS_PATH),
             debug_token=env.get(ENV_DEBUG_TOKEN) or None,
+            insecure_app_routes=env.get(ENV_DEBUG_INSECURE_APP_ROUTES, "0").strip() == "1",
             interface=env.get(ENV_INTERFACE) or DEFAULT_INTERFACE,
             threads=int(env.get(ENV_THREADS) or DEFAULT_THREADS),
             loop=env.get(ENV_LOOP) or DEFAULT_LOOP,

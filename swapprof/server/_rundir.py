@@ -84,8 +84,22 @@ class RunDir:
         self.pid_file.write_text(f"{os.getpid()}\n")
 
     def append_upgrade(self, record: dict[str, Any]) -> None:
-        with open(self.upgrades, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        """Append one JSON line, whole or not at all: a short write (a full disk) is cut off
+        again, so readers never meet half a record."""
+        line = (json.dumps(record) + "\n").encode()
+        fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, line)
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
+        finally:
+            os.close(fd)
 
     def remove_master_files(self) -> None:
         for path in (self.control, self.pid_file):

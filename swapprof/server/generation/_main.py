@@ -132,6 +132,7 @@ async def _serve(
         contract.probe_path,
         metrics_path=contract.app_metrics_path or None,
         debug_token=contract.debug_token,
+        insecure_app_routes=contract.insecure_app_routes,
         interface=interface,
         threads=contract.threads,
         http=contract.http,
@@ -147,19 +148,36 @@ async def _serve(
     server.middleware.debug_routes["reloads"] = reloader.snapshot
     server.middleware.debug_routes["gc"] = telemetry.gc_snapshot
     imported = stamps[c.STAGE_IMPORTED]
-    try:
-        await server.start()
-        attempts = await server.self_probe(ready_timeout)
-    except (LifespanFailed, ProbeFailed) as exc:
+    proving = asyncio.ensure_future(_prove(server, ready_timeout))
+    stopped_early = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({proving, stopped_early}, return_when=asyncio.FIRST_COMPLETED)
+    stopped_early.cancel()
+    failure: tuple[str, str] | None = None
+    if not proving.done():  # the master gave this generation up (another worker failed)
+        proving.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LifespanFailed, ProbeFailed):
+            await proving
+        failure = ("", "stopped by the master before it was ready")
+    elif (exc := proving.exception()) is not None:
+        if not isinstance(exc, LifespanFailed | ProbeFailed):
+            raise exc
         reason = c.FAILURE_LIFESPAN if isinstance(exc, LifespanFailed) else c.FAILURE_PROBE
         print(f"swapprof: generation {generation} {reason}: {exc}", file=sys.stderr, flush=True)
-        phases = [
-            (IMPORT, stamps[c.STAGE_STARTED], imported, None),
-            (READY, imported, _now(), _one_line(exc)),
-        ]
+        _failed(notifier, reason, _one_line(exc))  # at once: the master starts the rollback
+        failure = (reason, _one_line(exc))
+    if failure is not None:
+        reason, status = failure
+        # serve to the end whatever the probe's claims took on the way (nothing else was accepted)
+        await server.stop_accepting()
+        await server.drain(contract.drain_grace, drain_timeout)
+        started_up = getattr(server.lifespan, "startup_event", None)
+        if reason != c.FAILURE_LIFESPAN and started_up is not None and started_up.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
+        phases = [(IMPORT, stamps[c.STAGE_STARTED], imported, None), (READY, imported, _now(), status)]
         await loop.run_in_executor(None, lambda: telemetry.record(telemetry.traceparent, phases, last=True))
-        _failed(notifier, reason, _one_line(exc))
-        return c.EXIT_LIFESPAN if reason == c.FAILURE_LIFESPAN else c.EXIT_PROBE
+        return {c.FAILURE_LIFESPAN: c.EXIT_LIFESPAN, c.FAILURE_PROBE: c.EXIT_PROBE}.get(reason, 0)
+    attempts = proving.result()
     ready = _now()
     from swapprof.server._stack import loop_name
 
@@ -205,6 +223,14 @@ async def _serve(
     ]
     await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, last=True, **counts))
     return 0
+
+
+async def _prove(server: Any, ready_timeout: float) -> int:
+    """The app's lifespan startup, then the self-probe; then, proven, accept clients."""
+    await server.start()
+    attempts: int = await server.self_probe(ready_timeout)
+    await server.serve()
+    return attempts
 
 
 def _reload(reloader: Any) -> None:

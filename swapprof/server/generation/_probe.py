@@ -11,6 +11,11 @@ server (a real client accepted on the way is served like any other). When the ol
 was faster anyway, the probe closes that connection unsent and tries again at once (a few tens
 of microseconds, not a request through the old generation). The probe still goes through the
 shared listener and the whole HTTP stack; it only stops losing a race it caused.
+
+The claim is also the only way an unproven generation takes connections: it starts accepting
+from the shared listeners once the probe passed (``GenerationServer.serve``). A generation
+that fails its probe therefore holds no client but the few its claims met on the way, and it
+serves those to the end before it exits (``_main``), so a rollback loses no request.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ PROBE_PATH = "/__swapprof__/probe"
 NOT_MINE = 409
 
 PER_TRY_S = 5.0  # one try's limit (connect, answer), within the readiness deadline
-# Connections the probe gives up unsent when another process accepted them first; after that
-# it probes plainly (the other process answers 409 until ours answers).
+# Claims lost to another process in a row before the probe paces its tries (1 ms apart, then
+# up to PACE_MAX_S): losing that many means the other process is polling the listener hot.
 CLAIM_TRIES = 16
+PACE_MAX_S = 0.01
 # Given the probe connection's own address, accept from the listener until that connection is
 # taken; True when it was (by us), False when it was not in the queue (someone else took it).
 Claim = Callable[[object], bool]
@@ -137,9 +143,10 @@ async def probe(
         remaining = deadline - loop.time()
         if remaining <= 0:
             raise ProbeFailed(f"no answer of our own through the listener after {attempts - 1} attempts")
+        if attempts > CLAIM_TRIES:
+            await asyncio.sleep(min(PACE_MAX_S, 0.001 * (attempts - CLAIM_TRIES)))
         try:
-            claiming = claim if attempts <= CLAIM_TRIES else None
-            status, claimed = await _request(family, address, nonce, min(remaining, PER_TRY_S), claiming)
+            status, claimed = await _request(family, address, nonce, min(remaining, PER_TRY_S), claim)
         except TimeoutError as exc:
             if remaining <= PER_TRY_S:  # the try was cut short by the deadline: time ran out
                 raise ProbeFailed(

@@ -26,9 +26,11 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_THREADS
 from swapprof.server._fds import probe_address
 from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
+from swapprof.server.generation._protocol import serving_protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,7 +40,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class HandoffMiddleware:
-    """Answers the self-probe and adds ``Connection: close`` while draining."""
+    """Answers the self-probe and adds ``Connection: close`` while draining.
+
+    The app-port routes (``metrics_path``, ``/debug/pprof/*``, ``/debug/swapprof/*``) are off
+    unless a token is set (then every client must send it) or ``insecure_app_routes`` (then
+    loopback clients need none). Off, those paths are the app's own, like any other.
+    """
 
     def __init__(
         self,
@@ -47,10 +54,12 @@ class HandoffMiddleware:
         probe_path: str | None,
         metrics_path: str | None = None,
         debug_token: str | None = None,
+        insecure_app_routes: bool = False,
     ) -> None:
         self.app = app
         self.debug_token = debug_token
-        self.metrics_path = metrics_path
+        self.app_routes = debug_token is not None or insecure_app_routes
+        self.metrics_path = metrics_path if self.app_routes else None
         self.generation = generation
         self.probe_path = probe_path
         self.nonce = secrets.token_hex(8)
@@ -68,10 +77,12 @@ class HandoffMiddleware:
             await self._answer_probe(probe.decode("latin-1"), scope, receive, send)
             return
         if self.metrics_path is not None and scope["path"] == self.metrics_path:
-            await _metrics(send)
+            if await self._allowed(scope, send):
+                await _metrics(send)
             return
-        if scope["path"].startswith(("/debug/pprof", "/debug/swapprof/")):
-            await self._debug(scope, receive, send)
+        if self.app_routes and scope["path"].startswith(("/debug/pprof", "/debug/swapprof/")):
+            if await self._allowed(scope, send):
+                await self._debug(scope, receive, send)
             return
         self.in_flight += 1
         try:
@@ -79,20 +90,34 @@ class HandoffMiddleware:
         finally:
             self.in_flight -= 1
 
-    async def _debug(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """/debug/pprof/* and /debug/swapprof/{gc,reloads}: loopback clients only, unless a token
-        is configured (then the token, from anywhere). The profiler loads on first use."""
-        token = self.debug_token
+    async def _allowed(self, scope: Scope, send: Send) -> bool:
+        """With a token: the request must carry it (401 otherwise), from anywhere. Without (the
+        insecure switch): loopback clients only (403 otherwise)."""
+        if self.debug_token is not None:
+            if bearer_ok(_header(scope, b"authorization"), self.debug_token):
+                return True
+            await _plain(
+                send,
+                401,
+                "send the header Authorization: Bearer <token>\n",
+                [(b"www-authenticate", CHALLENGE.encode())],
+            )
+            return False
         client = scope.get("client")
-        if token is None and client and client[0] not in ("127.0.0.1", "::1", "localhost"):
+        if client and client[0] not in ("127.0.0.1", "::1", "localhost"):
             await _plain(
                 send, 403, "debug endpoints answer loopback clients only; set --debug-token to allow others\n"
             )
-            return
+            return False
+        return True
+
+    async def _debug(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """/debug/pprof/* and /debug/swapprof/{gc,reloads} (``_allowed`` has let the request
+        in). The profiler loads on first use."""
         if self.debug_app is None:
             from swapprof.pprof import asgi_app
 
-            self.debug_app = asgi_app(None, token=token, routes=dict(self.debug_routes))
+            self.debug_app = asgi_app(None, token=self.debug_token, routes=dict(self.debug_routes))
         await self.debug_app(scope, receive, send)
 
     def _closing(self, send: Send) -> Send:
@@ -165,15 +190,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
+async def _plain(send: Send, status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
     body = text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -203,6 +223,7 @@ class GenerationServer:
         log_level: str = "warning",
         metrics_path: str | None = None,
         debug_token: str | None = None,
+        insecure_app_routes: bool = False,
         interface: str = "asgi",
         threads: int = DEFAULT_THREADS,
         http: str = DEFAULT_HTTP,
@@ -214,7 +235,9 @@ class GenerationServer:
 
             app = WSGIMiddleware(app, workers=threads)  # type: ignore[arg-type, assignment]
         self.interface = interface
-        self.middleware = HandoffMiddleware(app, generation, probe_path, metrics_path, debug_token)
+        self.middleware = HandoffMiddleware(
+            app, generation, probe_path, metrics_path, debug_token, insecure_app_routes
+        )
         self.sockets = sockets
         self.config = uvicorn.Config(
             self.middleware,
@@ -232,16 +255,7 @@ class GenerationServer:
         self.servers: list[asyncio.base_events.Server] = []
         self.lifespan: Any = None
         self._claimed: set[asyncio.Task[Any]] = set()
-        base = self.config.http_protocol_class
-
-        class Tracked(base):  # type: ignore[misc, valid-type]
-            last_rx = 0.0
-
-            def data_received(self, data: bytes) -> None:
-                self.last_rx = time.monotonic()
-                super().data_received(data)
-
-        self._protocol = Tracked
+        self._protocol = serving_protocol(self.config.http_protocol_class)
 
     @property
     def http(self) -> str:
@@ -253,10 +267,15 @@ class GenerationServer:
         return len(self.state.connections)
 
     async def start(self) -> None:
+        """Run the app's lifespan startup. Nothing is accepted from the shared listeners yet:
+        until the self-probe passes, only the probe's claims take connections (``serve``)."""
         self.lifespan = self.config.lifespan_class(self.config)
         await self.lifespan.startup()
         if self.lifespan.should_exit:
             raise LifespanFailed("the app's lifespan startup failed (see its output)")
+
+    async def serve(self) -> None:
+        """Proven: accept client connections from the shared listeners from now on."""
         loop = asyncio.get_running_loop()
         for sock in self.sockets:
             sock.setblocking(False)

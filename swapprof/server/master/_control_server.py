@@ -19,6 +19,7 @@ from swapprof._vocabulary import TRIGGER_CTL
 from swapprof.server._control import MAX_LINE, check_path_length, request
 from swapprof.server._rundir import RunDir
 from swapprof.server.master._cohort import Cohort
+from swapprof.server.master._conncap import ConnectionCap
 from swapprof.server.master._record import UpgradeRecord
 
 
@@ -74,7 +75,7 @@ class ControlHandler:
     def __init__(self, master: Controlled) -> None:
         self.master = master
         self._serial = 0
-        self._open = 0
+        self.cap = ConnectionCap(MAX_CONNECTIONS)
 
     async def serve(self, run_dir: RunDir) -> asyncio.base_events.Server:
         """Listen on the run dir's control socket (mode 0600)."""
@@ -83,10 +84,9 @@ class ControlHandler:
         return server
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._open >= MAX_CONNECTIONS:  # nobody holds the master's fds by idling here
-            await _answer(writer, {"ok": False, "error": f"busy: {MAX_CONNECTIONS} control connections open"})
+        if not self.cap.admit(writer):  # every slot busy answering (idle ones make way)
+            await _answer(writer, {"ok": False, "error": f"busy: {MAX_CONNECTIONS} control requests running"})
             return
-        self._open += 1
         try:
             try:
                 line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT_S)
@@ -96,12 +96,16 @@ class ControlHandler:
                     "error": f"bad request: no line within {IDLE_TIMEOUT_S:g} s",
                 }
             else:
+                self.cap.working(writer)
                 answer = await self.dispatch(line)
         except (ValueError, RecursionError, asyncio.LimitOverrunError) as exc:
             answer = {"ok": False, "error": f"bad request: {type(exc).__name__}: {str(exc)[:200]}"}
+        except ConnectionError:  # closed to make way for a newer connection, or by the client
+            answer = {"ok": False, "error": "connection closed"}
+        try:
+            await _answer(writer, answer)
         finally:
-            self._open -= 1
-        await _answer(writer, answer)
+            self.cap.release(writer)
 
     async def dispatch(self, line: bytes) -> dict[str, Any]:
         try:

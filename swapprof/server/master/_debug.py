@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from swapprof._auth import CHALLENGE, bearer_ok
 from swapprof.server._fds import describe, parse_bind
+from swapprof.server.master._conncap import ConnectionCap
 from swapprof.server.master._worker_debug import Reply, WorkerRoutes, plain
 
 if TYPE_CHECKING:
+    from swapprof.server.master._child import Generation
     from swapprof.server.master._fleet import Fleet
 
 MAX_HEAD = 16384
@@ -44,7 +46,7 @@ class DebugServer:
         self.upgrades, self.status = upgrades, status
         self.fleet = fleet
         self.workers = WorkerRoutes(fleet) if fleet is not None else None
-        self._open = 0
+        self.cap = ConnectionCap(MAX_CONNECTIONS)
         self.spec = parse_bind(bind)
         self.token = token
         self.address = ""
@@ -62,28 +64,35 @@ class DebugServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
+        if self.fleet is not None:
+            await self.fleet.close()
+
+    def stage(self, gen: Generation, stage: str) -> None:
+        """A worker reported ``stage`` (the fleet takes a drained worker's final read)."""
+        if self.fleet is not None:
+            self.fleet.stage(gen, stage)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head_only = False
-        if self._open >= MAX_CONNECTIONS:  # idle clients cannot take the master's fds
+        if not self.cap.admit(writer):  # every slot busy answering (idle ones make way)
             reply = plain(503, "too many open debug connections")
         else:
-            self._open += 1
             try:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT_S)
+                self.cap.working(writer)
                 head_only = head.split(b" ", 1)[0] == b"HEAD"
                 found = await _unless_gone(self.route(head), reader)
-                if found is None:
+                if found is None:  # the client hung up: its answer was cancelled
+                    self.cap.release(writer)
                     writer.close()
                     return
                 reply = found
             except (asyncio.LimitOverrunError, ValueError):  # readuntil: a head over MAX_HEAD
                 reply = plain(431, f"request head over {MAX_HEAD} bytes")
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                self.cap.release(writer)
                 writer.close()
                 return
-            finally:
-                self._open -= 1
         status = reply.status
         headers = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}",
@@ -94,11 +103,16 @@ class DebugServer:
             *(f"{name}: {value}" for name, value in reply.headers),
         ]
         if status == 401:
-            headers.append('WWW-Authenticate: Bearer realm="swapprof"')
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else reply.body))
-            await writer.drain()
-        writer.close()
+            headers.append(f"WWW-Authenticate: {CHALLENGE}")
+        try:
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(
+                    ("\r\n".join(headers) + "\r\n\r\n").encode() + (b"" if head_only else reply.body)
+                )
+                await writer.drain()
+        finally:
+            self.cap.release(writer)
+            writer.close()
 
     async def route(self, head: bytes) -> Reply:
         lines = head.decode("latin-1").split("\r\n")
@@ -113,10 +127,7 @@ class DebugServer:
                 (ln.split(":", 1)[1].strip() for ln in lines[1:] if ln.lower().startswith("authorization:")),
                 "",
             )
-            scheme, _, credentials = auth.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                credentials.strip().encode(), self.token.encode()
-            ):
+            if not bearer_ok(auth, self.token):
                 return plain(401, "missing or wrong bearer token")
         url = urlsplit(target)
         query = parse_qs(url.query)
@@ -149,6 +160,7 @@ REASONS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",

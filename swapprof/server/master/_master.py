@@ -47,7 +47,6 @@ from swapprof.server.master._upgrade import Lend, Upgrade
 
 if TYPE_CHECKING:
     from swapprof.server.master._debug import DebugServer
-    from swapprof.server.master._fleet import Fleet
     from swapprof.server.master._telemetry import UpgradeObserver
     from swapprof.server.master._zygotes import ZygotePool
 
@@ -75,7 +74,6 @@ class Master:
         self.write_errors = 0
         self.observer: UpgradeObserver | None = None
         self.debug: DebugServer | None = None
-        self.fleet: Fleet | None = None
         self.zygotes: ZygotePool | None = None
         self.ready = asyncio.Event()
         self._next_generation = 1
@@ -143,11 +141,11 @@ class Master:
             from swapprof.server.master._debug import DebugServer
             from swapprof.server.master._fleet import Fleet
 
-            self.fleet = Fleet(self.run_dir, self.processes, lambda: self.serving, self.config)
+            fleet = Fleet(self.run_dir, self.processes, lambda: self.serving, self.config)
             if self.observer is not None:
-                self.observer.count_scrape_errors(self.fleet.errors)
+                self.observer.count_scrape_errors(fleet.errors)
             history, bind, token = lambda: list(self.history), self.config.debug_bind, self.config.debug_token
-            self.debug = DebugServer(history, self.status, bind, token=token, fleet=self.fleet)
+            self.debug = DebugServer(history, self.status, bind, token=token, fleet=fleet)
             await self.debug.start()
         self._control = await ControlHandler(self).serve(self.run_dir)
         self._install_signals()
@@ -237,8 +235,6 @@ class Master:
             await self.zygotes.stop()
         if self.debug is not None:
             await self.debug.close()
-        if self.fleet is not None:
-            await self.fleet.close()
         if self.observer is not None:
             await self.observer.close()
         if self._control is not None:
@@ -333,7 +329,7 @@ class Master:
             self._loop,
             self.log,
             on_exit=self.restarts.exited if self.restarts else None,
-            on_stage=self.fleet.stage if self.fleet is not None else None,  # a drained worker's last read
+            on_stage=self.debug.stage if self.debug is not None else None,  # a drained worker's last read
         )
         self._gens_of[record.id] = (new, old)
         env = self._child_env()
@@ -438,6 +434,8 @@ class Master:
             write()
         except OSError as exc:
             self.write_errors += 1
+            if self.observer is not None:
+                self.observer.write_error()
             self.say(f"cannot write {what} in {self.run_dir.path}: {exc}")
 
     def say(self, text: str) -> None:

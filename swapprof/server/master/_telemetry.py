@@ -83,6 +83,17 @@ class UpgradeObserver:
             description="Workers of the serving generation replaced after dying on their own",
         )
         self.worker_restarts.add(0)  # the series exists before the first restart
+        self.write_errors = meter.create_counter(
+            "swapprof.run_dir.write_errors",
+            description="Run-dir writes that failed (ENOSPC, EMFILE): the master went on without them",
+        )
+        self.write_errors.add(0)
+        self.unexported = meter.create_counter(
+            "swapprof.telemetry.unexported_spans",
+            description="Worker spans the master recorded itself: the worker died, or its export "
+            "did not finish within SWAPPROF_FLUSH_TIMEOUT",
+        )
+        self.unexported.add(0)
         self.coalesced = meter.create_counter(
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
@@ -161,13 +172,19 @@ class UpgradeObserver:
         recorder = self._recorders.get(record.id)
         if recorder is None:
             return
-        with contextlib.suppress(OSError):
-            context = {"traceparent": recorder.traceparent, "ready_ns": ready_ns}
+        context = {"traceparent": recorder.traceparent, "ready_ns": ready_ns}
+        try:
             self.run_dir.write_json(self.run_dir.handoff(old.number, old.worker), context)
+        except OSError:  # a full disk: the old generation records its spans without a parent
+            self.write_error()
 
     def coalesced_request(self) -> None:
         with contextlib.suppress(Exception):
             self.coalesced.add(1)
+
+    def write_error(self) -> None:
+        with contextlib.suppress(Exception):
+            self.write_errors.add(1)
 
     def worker_restart(self) -> None:
         with contextlib.suppress(Exception):
@@ -228,6 +245,7 @@ class UpgradeObserver:
                 continue  # the worker recorded it itself
             attributes = {ATTR_WORKER: worker, "swapprof.recorded_by": "master"}
             recorder.record_phase(name, self._epoch(start), self._epoch(end), **attributes)
+            self.unexported.add(1)
         info = record.to_dict()
         for key, value in (
             ("swapprof.generation.old", record.old_generation),

@@ -180,13 +180,28 @@ class Upgrade:
         else:
             reason, detail = REASON_EXITED, failing.describe_exit()
         if new.alive:
-            new.kill()
-            await exited(new, self.config.exit_grace)
+            await self._end_new(new)
         record.phase(ROLLBACK, failed_at, time.monotonic_ns())
         record.outcome, record.reason, record.detail = ROLLED_BACK, reason, detail
         record.info["failed_worker"] = failing.worker
         record.tail = list(failing.tail)
         record.mark("ended")
+
+    async def _end_new(self, new: Cohort) -> None:
+        """End a rolled-back generation without losing what it accepted: SIGTERM, so a READY
+        worker drains like an old one and one still proving itself (or the failing one) serves
+        what its probe's claims took; SIGKILL whoever is still there at the deadline (a worker
+        that reported READY or its failure gets --drain-timeout, one that said neither, stuck in
+        its import or lifespan, --exit-grace)."""
+        alive = [w for w in new if w.alive]
+        for worker in alive:
+            worker.signal(signal.SIGTERM)
+        draining = any(STAGE_READY in w.stages or w.failure is not None for w in alive)
+        budget = (self.config.drain_timeout if draining else 0.0) + self.config.exit_grace
+        deadline = time.monotonic_ns() + int(budget * 1e9)
+        if not await new.wait_until(lambda: not any(w.alive for w in alive), deadline):
+            new.kill()
+            await exited(new, self.config.exit_grace)
 
     async def _retire(self, old: Cohort, ready_at: int) -> None:
         """Switch: tell every old worker at once to stop accepting; wait for their drain and exit."""

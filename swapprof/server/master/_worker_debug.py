@@ -39,7 +39,7 @@ NO_MERGED_FORM = {
     "symbol": "symbols are looked up in one process; use worker=I",
     "trace": "execution traces are a Go runtime feature (every worker answers 501)",
 }
-PASSED_ON = ("content-disposition", "location", "x-go-pprof", "www-authenticate")
+PASSED_ON = ("content-disposition", "location", "retry-after", "x-go-pprof", "www-authenticate")
 
 
 class Reply(NamedTuple):

@@ -232,6 +232,7 @@ async def _warm_once(http: str) -> None:
         server = GenerationServer(_warm_app, [listener], generation=0, metrics_path=None, http=http)
         await server.start()
         await server.self_probe(5.0)
+        await server.serve()
         await server.stop_accepting()
         await server.drain(0.0, 1.0)
         await server.shutdown_lifespan()

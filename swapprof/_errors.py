@@ -12,6 +12,8 @@ The tree (every error swapprof raises on purpose; where it is public in brackets
      │    └── StartupError                the first generation never became ready: the master does not start
      ├── SpawnError                       a generation's interpreter could not be started (internal)
      ├── ZygoteError                      the zygote refused or failed (internal: the upgrade execs instead)
+     ├── WorkerUnreachableError           a worker's private endpoint did not answer (internal: the
+     │                                    master's /metrics serves what it has and counts it)
      ├── ReloadError                      a tracked in-place reload raised or could not run [swapprof]
      ├── ProfileError                     a profile could not be collected or fetched [swapprof.pprof]
      │    ├── ProfilingInUseError         another CPU profile runs (HTTP 500, like Go)
@@ -25,7 +27,7 @@ The tree (every error swapprof raises on purpose; where it is public in brackets
 
 Defined here: SwapprofError down to StartupError; the others beside the code that raises them
 (``pprof/_errors.py``, ``dashboards/_errors.py``, ``server/master/_spawn.py``,
-``server/master/_zygote_client.py``, ``reload/_tracker.py``). Library code raises these and never exits;
+``server/master/_zygote_client.py``, ``server/master/_worker_http.py``, ``reload/_tracker.py``). Library code raises these and never exits;
 only ``swapprof.cli`` turns them into exit codes (ConfigError: 2, any other: 1).
 """
 

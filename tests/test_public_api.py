@@ -75,6 +75,7 @@ EXPORTS = {
         "goroutine_dump",
         "goroutine_profile",
         "heap_profile",
+        "merge_profiles",
         "read_profile",
         "serve",
         "wsgi_app",

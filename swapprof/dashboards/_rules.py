@@ -22,6 +22,7 @@ TTR_COUNT = "swapprof_upgrade_time_to_ready_seconds_count"
 PHASE = "swapprof_upgrade_phase_duration_seconds"
 GC_BUCKET = "cpython_gc_duration_seconds_bucket"
 GROWTH = "swapprof_reload_memory_growth_bytes"
+SCRAPE_ERRORS = "swapprof_worker_scrape_errors_total"
 #: exists in every swapprof process: "this target was already scraped a while ago"
 KNOWN = "swapprof_generation"
 
@@ -29,6 +30,7 @@ LEAK_BYTES_PER_RELOAD = 65536
 GC_PAUSE_P99_SECONDS = 0.1
 TTR_REGRESSION_RATIO = 1.5
 TTR_FLOOR_SECONDS = 0.5
+SCRAPE_ERRORS_PER_10M = 2
 
 
 def _quantiles(record: str, bucket: str, by: str, window: str, qs: tuple[str, ...]) -> list[Json]:
@@ -139,6 +141,16 @@ def alerting_rules() -> list[Json]:
             "{{ $labels.instance }} are long",
             "p99 GC pause over 5 minutes is {{ $value | humanizeDuration }} "
             f"(threshold {GC_PAUSE_P99_SECONDS} s); every request in flight waits for it.",
+        ),
+        _alert(
+            "SwapprofWorkerMetricsUnreadable",
+            f"sum by (job, instance, worker) (increase({SCRAPE_ERRORS}[10m])) > {SCRAPE_ERRORS_PER_10M}\n",
+            "10m",
+            "The swapprof master on {{ $labels.instance }} cannot read worker {{ $labels.worker }}'s metrics",
+            "Reads of worker {{ $labels.worker }}'s metrics keep failing (timeouts: a wedged worker, "
+            "its event loop blocked); the master serves its last read, so its counters stand still. "
+            "/debug/pprof/goroutine?debug=2&worker={{ $labels.worker }} on the master's debug port "
+            "shows what it is doing.",
         ),
     ]
 

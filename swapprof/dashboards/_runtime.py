@@ -3,13 +3,16 @@
 Generations serve their metrics through the shared listener, so one scrape target (the app's
 address) is answered by whichever generation serves; ``target_info`` of that same scrape carries
 the ``swapprof_generation`` resource label, and joining on it splits the series per generation.
+With ``--workers N`` that scrape hits one worker at random; the master's debug port serves every
+worker's series with a ``worker`` label (counters continuous across replacements and upgrades),
+and the "Workers" row reads those.
 """
 
 from __future__ import annotations
 
 from swapprof.dashboards._dashboard import dashboard
 from swapprof.dashboards._panels import Json, heatmap, query, row, timeseries
-from swapprof.dashboards._promql import GC_PAUSE_QUANTILES, RELOAD_GROWTH, events, scoped
+from swapprof.dashboards._promql import GC_PAUSE_QUANTILES, RELOAD_GROWTH, events, quantile, scoped
 
 UID = "swapprof-runtime"
 TITLE = "swapprof \u2014 runtime"
@@ -17,6 +20,7 @@ RATE = "$__rate_interval"
 GENERATION_INFO = scoped("target_info", 'swapprof_role="generation"')
 PER_GENERATION = f"on (job, instance) group_left (swapprof_generation) {GENERATION_INFO}"
 GENERATION_LEGEND = "gen {{swapprof_generation}} {{instance}}"
+ANY_WORKER = 'worker!=""'  # a worker's series at the master's debug port (not the master's own)
 
 
 def per_generation(expr: str) -> str:
@@ -146,11 +150,59 @@ def _process() -> list[Json]:
     ]
 
 
+def _workers() -> list[Json]:
+    by_worker = "instance, worker"
+    legend = "worker {{worker}} {{instance}}"
+    pauses = scoped("cpython_gc_duration_seconds_bucket", ANY_WORKER)
+    cpu = f"rate({scoped('process_cpu_seconds_total', ANY_WORKER)}[{RATE}])"
+    rss = scoped("process_resident_memory_bytes", ANY_WORKER)
+    return [
+        row("Workers (the master's /metrics)"),
+        timeseries(
+            "GC pause p99 by worker",
+            "Every worker's GC pauses (all collector generations), from the master's debug port: "
+            "one slow worker stands out here where the app port's scrape hits a random one.",
+            [query(quantile(0.99, pauses, by_worker, RATE), legend)],
+            unit="s",
+            width=6,
+        ),
+        timeseries(
+            "Resident memory by worker",
+            "RSS of each worker of the serving generation (a gauge: the live process's value).",
+            [query(f"max by ({by_worker}) ({rss})", legend)],
+            unit="bytes",
+            width=6,
+        ),
+        timeseries(
+            "CPU by worker",
+            "CPU seconds per second of each worker index (1.0 = one core); continuous across "
+            "upgrades and replaced workers.",
+            [query(f"sum by ({by_worker}) ({cpu})", legend)],
+            unit="percentunit",
+            width=6,
+        ),
+        timeseries(
+            "Worker metric reads failed",
+            "Reads of a worker's metrics by the master that timed out or failed (a wedged "
+            "worker); the master then serves that worker's last read.",
+            [
+                query(
+                    f"sum by ({by_worker}, reason) "
+                    f"(increase({scoped('swapprof_worker_scrape_errors_total')}[{RATE}]))",
+                    "worker {{worker}} {{reason}}",
+                )
+            ],
+            bars=True,
+            width=6,
+        ),
+    ]
+
+
 def build() -> Json:
     return dashboard(
         UID,
         TITLE,
         "Each generation's reloads, memory growth, GC pauses, RSS, fds and CPU, from the metrics it "
         "serves on the app's listener (/metrics).",
-        [*_reloads(), *_gc(), *_process()],
+        [*_reloads(), *_gc(), *_process(), *_workers()],
     )

@@ -9,7 +9,8 @@ Serve them::
     server.add_route("upgrades", upgrades_as_json)  # JSON at /debug/swapprof/upgrades
 
 or take them in code: ``encode_profile(cpu_profile(5))`` is a gzipped profile.proto, ``flame_html``
-renders any profile as a self-contained page, ``read_profile`` parses any pprof producer's file.
+renders any profile as a self-contained page, ``read_profile`` parses any pprof producer's file,
+``merge_profiles`` makes one profile of several processes' (each part's samples labelled).
 """
 
 from swapprof.pprof._api import (
@@ -28,6 +29,7 @@ from swapprof.pprof._errors import (
     ProfilingInUseError,
 )
 from swapprof.pprof._flame import flame_html
+from swapprof.pprof._merge import merge_profiles
 from swapprof.pprof._model import Profile
 from swapprof.pprof._server import PprofServer, serve
 from swapprof.pprof._wsgi import wsgi_app
@@ -46,6 +48,7 @@ __all__ = [
     "goroutine_dump",
     "goroutine_profile",
     "heap_profile",
+    "merge_profiles",
     "read_profile",
     "serve",
     "wsgi_app",

@@ -9,6 +9,8 @@
     RUN_DIR/spans.jsonl           the embedded span file (swapprof.telemetry)
     RUN_DIR/handoff/gen-N.W.json  the trace context worker W of generation N records switch/drain/exit under
     RUN_DIR/handoff/reload-N.W.json the modules ``ctl reload`` asks worker W of generation N to reload
+    RUN_DIR/private/gen-N.W.sock  worker W of generation N's private endpoint, for the master only
+                                  (0600 in a 0700 directory; the worker removes it at exit)
 
 Writes are atomic (a temporary file renamed over the target) where a reader may look at any
 time. The master writes; generations only read their handoff files.
@@ -31,6 +33,7 @@ PID_NAME = "master.pid"
 STATE_NAME = "state.json"
 UPGRADES_NAME = "upgrades.jsonl"
 HANDOFF_DIR = "handoff"
+PRIVATE_DIR = "private"
 
 
 class RunDir:
@@ -59,6 +62,9 @@ class RunDir:
 
     def reload_request(self, generation: int, worker: int = 0) -> Path:
         return self.path / HANDOFF_DIR / f"reload-{generation}.{worker}.json"
+
+    def private_socket(self, generation: int, worker: int = 0) -> Path:
+        return self.path / PRIVATE_DIR / f"gen-{generation}.{worker}.sock"
 
     # -- writes ------------------------------------------------------------------------------
     def create(self) -> None:

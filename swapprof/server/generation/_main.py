@@ -189,6 +189,11 @@ async def _serve(
     phases = [(IMPORT, stamps[c.STAGE_STARTED], imported, None), (READY, imported, ready, None)]
     after_ready = loop.run_in_executor(None, telemetry.record, telemetry.traceparent, phases)
     setup = loop.run_in_executor(None, telemetry.setup)  # also when there is no trace to continue
+    from swapprof.server.generation._private import endpoint
+
+    private = endpoint(contract.run_dir, generation, c.worker_index(), server.middleware.debug_routes)
+    if private is not None:
+        await private.start()  # the master's way in: /metrics, /debug/* (after READY: off the switch)
     await stop.wait()
     term = _now()
     await server.stop_accepting()
@@ -208,6 +213,8 @@ async def _serve(
     except Exception as exc:
         print(f"swapprof: lifespan shutdown: {exc!r}", file=sys.stderr, flush=True)
     await asyncio.gather(after_ready, setup, return_exceptions=True)
+    if private is not None:
+        await private.finish()  # the master's last read of this worker's counters
     traceparent, ready_ns = telemetry.handoff()
     phases = [
         (SWITCH, ready_ns or term, stopped, None),

@@ -81,7 +81,8 @@ class OutputTee:
 class Generation:
     """One spawned process of a generation (worker ``worker`` of generation ``number``). All
     methods run on the master's event loop thread. ``changed``: an event shared by the workers
-    of one generation, set whenever any of them reports or exits."""
+    of one generation, set whenever any of them reports or exits. ``on_stage``: called with
+    each stage the process reports, once per stage."""
 
     def __init__(
         self,
@@ -92,11 +93,13 @@ class Generation:
         label: str | None = None,
         worker: int = 0,
         changed: asyncio.Event | None = None,
+        on_stage: Callable[[Generation, str], None] | None = None,
     ) -> None:
         self.number = number
         self.worker = worker
         self.label = label or f"gen {number}"
         self.on_exit = on_exit
+        self.on_stage = on_stage
         self.loop = loop
         self.log = log
         self.pid = 0
@@ -183,6 +186,7 @@ class Generation:
     def _apply(self, fields: dict[str, str]) -> None:
         stamp = int(fields[c.F_T]) if fields.get(c.F_T, "").isdigit() else time.monotonic_ns()
         stage = fields.get(c.F_STAGE)
+        first = bool(stage) and stage not in self.stages
         if stage:
             self.stages.setdefault(stage, stamp)
         if fields.get("READY") == "1":
@@ -208,6 +212,8 @@ class Generation:
                 self.info[key[len(c.F_PREFIX) :].lower()] = value
             elif key == "STATUS":
                 self.info["status"] = value
+        if first and stage and self.on_stage is not None:
+            self.on_stage(self, stage)
 
     def _on_output(self) -> None:
         assert self._proc is not None

@@ -26,9 +26,10 @@ class Cohort:
         loop: asyncio.AbstractEventLoop,
         log: IO[bytes] | None,
         on_exit: Callable[[Generation], None] | None = None,
+        on_stage: Callable[[Generation, str], None] | None = None,
     ) -> None:
         self.number = number
-        self.loop, self.log, self.on_exit = loop, log, on_exit
+        self.loop, self.log, self.on_exit, self.on_stage = loop, log, on_exit, on_stage
         self.changed = asyncio.Event()
         self.workers = [self.fresh(i, size) for i in range(size)]
 
@@ -44,6 +45,7 @@ class Cohort:
             label=label,
             worker=index,
             changed=self.changed,
+            on_stage=self.on_stage,
         )
 
     def __iter__(self) -> Iterator[Generation]:

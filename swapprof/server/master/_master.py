@@ -139,10 +139,13 @@ class Master:
             )
         if self.config.debug_bind:
             from swapprof.server.master._debug import DebugServer
+            from swapprof.server.master._fleet import Fleet
 
-            self.debug = DebugServer(
-                lambda: list(self.history), self.status, self.config.debug_bind, token=self.config.debug_token
-            )
+            fleet = Fleet(self.run_dir, self.processes, lambda: self.serving, self.config)
+            if self.observer is not None:
+                self.observer.count_scrape_errors(fleet.errors)
+            history, bind, token = lambda: list(self.history), self.config.debug_bind, self.config.debug_token
+            self.debug = DebugServer(history, self.status, bind, token=token, fleet=fleet)
             await self.debug.start()
         self._control = await ControlHandler(self).serve(self.run_dir)
         self._install_signals()
@@ -326,6 +329,7 @@ class Master:
             self._loop,
             self.log,
             on_exit=self.restarts.exited if self.restarts else None,
+            on_stage=self.debug.stage if self.debug is not None else None,  # a drained worker's last read
         )
         self._gens_of[record.id] = (new, old)
         env = self._child_env()

@@ -8,8 +8,9 @@ with ``swapprof.worker`` (its index): N ``import``/``ready`` pairs and N ``switc
 ``exit`` triples under one root. Each worker reports over sd_notify which spans it has flushed
 (``SWAPPROF_SPANS``); for a phase a worker did not report -- one that crashed or was SIGKILLed
 -- the master records that worker's span itself, marked ``swapprof.recorded_by=master``, so
-every trace is complete. Histograms and counters live in the master only; the only per-worker
-label is ``worker`` on ``swapprof.drain.connections`` (bounded by --workers).
+every trace is complete. Histograms and counters live in the master only; the per-worker
+label ``worker`` (bounded by --workers) is on ``swapprof.drain.connections`` and
+``swapprof.worker.scrape.errors``; the workers' own metrics reach /metrics through ``_fleet``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class UpgradeObserver:
         self._epoch = epoch_ns
         self._recorders: dict[int, Any] = {}
         self._finishing: set[asyncio.Task[None]] = set()
-        meter = get_meter(self.telemetry.meter_provider)
+        self.meter = meter = get_meter(self.telemetry.meter_provider)
         self.time_to_ready = meter.create_histogram(
             "swapprof.upgrade.time_to_ready",
             unit="s",
@@ -135,6 +136,20 @@ class UpgradeObserver:
             "swapprof.drain.connections",
             [draining],
             description="Connections still open in draining generations, by worker index",
+        )
+
+    def count_scrape_errors(self, errors: dict[tuple[int, str], int]) -> None:
+        """Export ``errors`` ((worker, reason) -> failed reads of a worker's metrics, kept by
+        ``_fleet``) as ``swapprof.worker.scrape.errors``."""
+        from opentelemetry.metrics import Observation
+
+        def observe(options: Any) -> list[Any]:
+            return [Observation(n, {"worker": str(w), "reason": r}) for (w, r), n in sorted(errors.items())]
+
+        self.meter.create_observable_counter(
+            "swapprof.worker.scrape.errors",
+            [observe],
+            description="Reads of a worker's metrics that failed (the master served its last read)",
         )
 
     # -- per upgrade ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from swapprof._argtypes import Subparsers
 from swapprof._argtypes import count as _count
 from swapprof._vocabulary import DISPLAY_ORDER
 from swapprof.gate._load import LoadGenerator, error_counts
+from swapprof.server._cli import workers_arg
 from swapprof.testing import ServerProcess
 
 
@@ -79,14 +80,16 @@ def _median_ready(records: list[dict[str, Any]]) -> float:
     return float(statistics.median(r["time_to_ready_ms"] or 0.0 for r in records))
 
 
-def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None, zygote: bool = True) -> int:
+def run_demo(
+    upgrades: int = 3, run_dir: str | None = None, out: Any = None, zygote: bool = True, workers: int = 1
+) -> int:
     out = out or sys.stdout
 
     def say(text: str) -> None:
         print(text, file=out, flush=True)
 
     say("swapprof demo: starting the reference server (swapprof.server.demo:app) on a free port")
-    with ServerProcess(run_dir=run_dir) as server:
+    with ServerProcess(run_dir=run_dir, args=["--workers", str(workers)]) as server:
         say(f"  master pid {server.pid} listening on {server.url}, run dir {server.run_dir}")
         records, results = _drive(server, upgrades, say)
         ok = _outcome(records, results, say)
@@ -94,11 +97,15 @@ def run_demo(upgrades: int = 3, run_dir: str | None = None, out: Any = None, zyg
         status = server.status()
         same = status["master_pid"] == server.pid
         say(f"  generations that answered: {generations}; master pid unchanged: {same}")
+        for g in status["generations"]:
+            say(
+                f"  worker {g['worker']}: pid {g['pid']} {g['state']}, RSS {g['rss_kb']} KiB, PSS {g['pss_kb']} KiB"
+            )
         say(f"  metrics: http://{status['debug_address']}/metrics   traces: {server.run_dir / 'spans.jsonl'}")
         say(_waterfall(server.run_dir, len(records)))
     if zygote:
         say("swapprof demo: the same with --preload uvicorn (a zygote, and a spare forked ahead)")
-        with ServerProcess(args=["--preload", "uvicorn"]) as server:
+        with ServerProcess(args=["--preload", "uvicorn", "--workers", str(workers)]) as server:
             fast, results = _drive(server, upgrades, say)
             ok = _outcome(fast, results, say) and ok
         exec_ms, fork_ms = _median_ready(records), _median_ready(fast)
@@ -120,9 +127,16 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     demo.add_argument("--run-dir", metavar="DIR", help="keep the run files here (default: a temporary dir)")
     demo.add_argument(
+        "--workers",
+        type=workers_arg,
+        default=1,
+        metavar="N|auto",
+        help="worker processes per generation (default 1; auto = one per CPU)",
+    )
+    demo.add_argument(
         "--no-zygote", dest="zygote", action="store_false", help="skip the second run with --preload"
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_demo(upgrades=args.upgrades, run_dir=args.run_dir, zygote=args.zygote)
+    return run_demo(upgrades=args.upgrades, run_dir=args.run_dir, zygote=args.zygote, workers=args.workers)

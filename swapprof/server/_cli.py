@@ -79,7 +79,7 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     serve.add_argument(
         "--workers",
-        type=_workers,
+        type=workers_arg,
         metavar="N|auto",
         help="worker processes per generation on the same listeners (default 1; auto = one per CPU)",
     )
@@ -162,7 +162,8 @@ def add_parser(subparsers: Subparsers) -> None:
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
 
 
-def _workers(text: str) -> int:
+def workers_arg(text: str) -> int:
+    """argparse type of --workers (serve, demo): N or auto, resolved."""
     from swapprof.server._config import workers_count
 
     try:

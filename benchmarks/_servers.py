@@ -93,6 +93,7 @@ class Swapprof:
             "ms": (time.monotonic() - t0) * 1000,
             "ok": done.returncode == 0 and record.get("outcome") == "success",
             "upgrade_total_ms": record.get("upgrade_total_ms"),
+            "time_to_ready_ms": record.get("time_to_ready_ms"),
             "detail": None if done.returncode == 0 else (done.stdout + done.stderr)[-500:],
         }
 

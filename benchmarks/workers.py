@@ -33,6 +33,7 @@ from _servers import BIN, Peer, Swapprof, children, free_port, wait_answer
 from apps import measure, pyc_facts, summarize, wait_for_quiet
 
 WORKERS = 2
+PRELOAD = {"fastapi": "fastapi,pydantic", "demo": "uvicorn"}  # what a user would list
 GOAL_RATIO = 0.95
 READY_GOAL = 1.5
 
@@ -65,6 +66,9 @@ def servers_for(app: App, logs: Path, tag: str) -> dict[str, Any]:
     ours = Swapprof(app, logs / f"{tag}-swapprof.log")
     ours.server.argv += ["--workers", str(WORKERS)]
     found: dict[str, Any] = {"swapprof": ours}
+    zygote = Swapprof(app, logs / f"{tag}-swapprof-preload.log")
+    zygote.server.argv += ["--workers", str(WORKERS), "--preload", PRELOAD[app.name]]
+    found["swapprof-preload"] = zygote
     port = free_port()
     argv = [str(BIN / "uvicorn"), app.target, "--app-dir", str(app.app_dir), "--workers", str(WORKERS)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -86,9 +90,11 @@ def throughput(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]
     ours = summary["swapprof"]
     ratios = {peer: ours["steady_rps"] / summary[peer]["steady_rps"] for peer in ("uvicorn", "gunicorn")}
     p99_ratio = ours["upgrade_p99_ms"] / ours["steady_p99_ms"]
+    zygote = summary["swapprof-preload"]
     return {
         "ratios": ratios,
         "p99_during_over_steady": p99_ratio,
+        "preload_p99_during_over_steady": zygote["upgrade_p99_ms"] / zygote["steady_p99_ms"],
         "goal_met": min(ratios.values()) >= GOAL_RATIO and ours["upgrade_failed"] == 0 and p99_ratio <= 1.2,
         "summary": summary,
         "rounds": rounds,
@@ -137,7 +143,7 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
     rows = []
     for name, data in results.items():
         s = data["summary"]
-        for key in ("swapprof", "uvicorn", "gunicorn"):
+        for key in ("swapprof", "swapprof-preload", "uvicorn", "gunicorn"):
             row = s[key]
             rows.append([
                 name, key, row["steady_rps"], row["steady_p99_ms"],
@@ -162,7 +168,8 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
     ]
     for name, data in results.items():
         lines.append(
-            f"{name}: swapprof p99 during upgrades / steady {data['p99_during_over_steady']:.2f}; "
+            f"{name}: swapprof p99 during upgrades / steady {data['p99_during_over_steady']:.2f} "
+            f"(with --preload {data['preload_p99_during_over_steady']:.2f}); "
             f"goal {'met' if data['goal_met'] else 'NOT met'}"
         )
     rows = [
@@ -235,6 +242,7 @@ def main() -> int:
                 "rounds": args.rounds,
                 "upgrades_per_round": args.upgrades,
                 "swapprof": f"swapprof serve APP --workers {WORKERS}; loop/http auto",
+                "swapprof_preload": f"the same with --preload {PRELOAD} (zygote + spare)",
                 "uvicorn": f"uvicorn APP --workers {WORKERS} --no-access-log; upgrade = SIGHUP",
                 "gunicorn": f"gunicorn -k uvicorn.workers.UvicornWorker -w {WORKERS}; upgrade = SIGHUP",
                 "time_to_ready": f"demo app, {args.ready_upgrades} upgrades per case under wrk -t1 -c4",

@@ -8,3 +8,5 @@ Both write to ``SWAPPROF_RUN_DIR`` (default ``./.swapprof``) in ``swapprof serve
 Nothing is imported here: a gunicorn master must not pay for the ASGI side, nor a worker for
 the recorder.
 """
+
+__all__: list[str] = []

@@ -184,3 +184,13 @@ def n_children(pid: int, n: int) -> set[int] | None:
     """``pid``'s live children once there are exactly ``n`` of them."""
     found = children(pid)
     return found if len(found) == n else None
+
+
+def n_spawned(pid: int, n: int) -> set[int] | None:
+    """``pid``'s multiprocessing workers (not its resource tracker) once there are ``n``."""
+    found = set()
+    for child in children(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as fh:
+            if b"spawn_main" in fh.read():
+                found.add(child)
+    return found if len(found) == n else None

@@ -5,8 +5,8 @@ swapprof's (``swapprof._vocabulary``) and the record is the reference server's
 (``UpgradeRecord.to_dict``), so ``swapprof report``, the dashboards and the gate read both alike.
 
 Per new worker: ``import`` = started -> imported, ``ready`` = imported -> ready, where ready is
-its first served request, else its ASGI lifespan startup, else (no request, no lifespan)
-imported: the earliest it could have served. Per old worker: ``drain`` = told to stop (or its
+its ASGI lifespan startup done, else its first served request, else (no lifespan, no request)
+imported: the earliest it could have served (``READY_SOURCES``). Per old worker: ``drain`` = told to stop (or its
 shutdown began) -> stopped, ``exit`` = stopped -> gone. For the generation, on its critical path
 (each phase ends when the LAST worker reached its end): ``requested`` -> ``spawn`` -> ``import``
 -> ``ready``; ``switch`` (the old workers told to stop), ``drain``, ``exit``; and ``gap``, the
@@ -34,8 +34,10 @@ from swapprof._vocabulary import (
 from swapprof.integrations import _events as ev
 from swapprof.server.master._record import UpgradeRecord
 
-READY_SOURCES = (ev.SERVED, ev.LIFESPAN_READY, ev.IMPORTED)
-"""What marks a new worker ready, best first."""
+READY_SOURCES = (ev.LIFESPAN_READY, ev.SERVED, ev.IMPORTED)
+"""What marks a new worker ready, best first: its ASGI lifespan startup done (the server listens
+right after), else its first response (exact under load, later than ready without it), else
+the app imported (gunicorn's ``post_worker_init``: the earliest it could serve)."""
 
 
 @dataclass

@@ -44,7 +44,7 @@ def test_uvicorn_workers_hup_under_observe_is_one_trace_per_upgrade(tmp_path: Pa
         load = LoadGenerator(f"127.0.0.1:{server.port}", concurrency=4, rate=200).start()
         try:
             for n in (1, 2):
-                it.wait_for("load", lambda: len(load.results) > 20 * n)
+                it.wait_for("load", lambda n=n: len(load.results) > 20 * n)  # type: ignore[misc]
                 assert server.proc is not None
                 server.proc.send_signal(signal.SIGHUP)  # to the observer, which forwards it
                 records = server.wait_records(n)
@@ -72,7 +72,9 @@ def test_uvicorn_workers_hup_under_observe_is_one_trace_per_upgrade(tmp_path: Pa
                 t for t in by_trace.values()
                 if any(s["attributes"].get("swapprof.upgrade.id") == record["id"] for s in t)
             ]  # fmt: skip
-            assert set(record["old_pids"]) | set(record["new_pids"]) | {int(server.state()["observer_pid"])} <= pids_of(spans)
+            assert set(record["old_pids"]) | set(record["new_pids"]) | {
+                int(server.state()["observer_pid"])
+            } <= pids_of(spans)
             names = {s["name"] for s in spans}
             assert {"requested", "spawn", "import", "ready", "switch", "drain", "exit"} <= names
         text = server.metrics()
@@ -84,11 +86,22 @@ def test_uvicorn_workers_hup_under_observe_is_one_trace_per_upgrade(tmp_path: Pa
 
 def test_observe_without_a_command_is_a_usage_error(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "swapprof", "observe", "--run-dir", str(tmp_path)], capture_output=True, text=True
+        [sys.executable, "-m", "swapprof", "observe", "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 2 and "no command" in done.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "swapprof", "observe", "--run-dir", str(tmp_path), "--", str(tmp_path / "nope")],
+        [
+            sys.executable,
+            "-m",
+            "swapprof",
+            "observe",
+            "--run-dir",
+            str(tmp_path),
+            "--",
+            str(tmp_path / "nope"),
+        ],
         capture_output=True,
         text=True,
     )

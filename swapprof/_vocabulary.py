@@ -10,6 +10,9 @@ Phases of one upgrade (``DISPLAY_ORDER`` is the order reports draw them in)::
                                                   `-> rollback (any failure before the switch)
 
 ``zygote`` appears only when a stale fork server had to be replaced before the spawn.
+``gap`` appears only in servers that stop the old workers before the new ones can serve
+(gunicorn's HUP, seen through ``swapprof.integrations``): from the last old worker told to stop
+to the first new worker serving, the time no worker accepted (``service_gap``).
 """
 
 from __future__ import annotations
@@ -26,22 +29,23 @@ SWITCH: Final = "switch"
 DRAIN: Final = "drain"
 EXIT: Final = "exit"
 ROLLBACK: Final = "rollback"
+GAP: Final = "gap"
 
 PHASES: Final = (REQUESTED, SPAWN, IMPORT, READY, SWITCH, DRAIN, EXIT, ROLLBACK)
 """The canonical phases, in the order an upgrade passes them."""
-DISPLAY_ORDER: Final = (REQUESTED, ZYGOTE, SPAWN, IMPORT, READY, SWITCH, DRAIN, EXIT, ROLLBACK)
+DISPLAY_ORDER: Final = (REQUESTED, ZYGOTE, SPAWN, IMPORT, READY, SWITCH, GAP, DRAIN, EXIT, ROLLBACK)
 """Every phase name, in the order reports and charts show them."""
 ALL_PHASES: Final = frozenset(DISPLAY_ORDER)
 NEW_GENERATION_PHASES: Final = (IMPORT, READY)
 """Phases the new generation records itself (its own spans)."""
 OLD_GENERATION_PHASES: Final = (SWITCH, DRAIN, EXIT)
 """Phases the old generation records itself."""
-AFTER_READY: Final = (SWITCH, DRAIN, EXIT, ROLLBACK)
-"""Phases that do not count towards time_to_ready."""
+AFTER_READY: Final = (SWITCH, GAP, DRAIN, EXIT, ROLLBACK)
+"""Phases that do not count towards time_to_ready (``gap`` overlaps import and ready)."""
 
 PHASE_COLOURS: Final = {
     REQUESTED: "#9aa5b1", ZYGOTE: "#b197fc", SPAWN: "#4dabf7", IMPORT: "#15aabf", READY: "#40c057",
-    SWITCH: "#fab005", DRAIN: "#fd7e14", EXIT: "#868e96", ROLLBACK: "#fa5252",
+    SWITCH: "#fab005", GAP: "#e64980", DRAIN: "#fd7e14", EXIT: "#868e96", ROLLBACK: "#fa5252",
 }  # fmt: skip
 OTHER_COLOUR: Final = "#adb5bd"
 

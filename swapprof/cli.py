@@ -19,6 +19,7 @@ from swapprof._argtypes import Subparsers
 from swapprof._errors import ConfigError, NotRunningError, SwapprofError
 from swapprof.dashboards import _cli as dashboards_cli
 from swapprof.gate import _cli as gate_cli
+from swapprof.integrations import _cli as integrations_cli
 from swapprof.pprof import _cli as pprof_cli
 from swapprof.server import _cli as server_cli
 from swapprof.telemetry import _report_cli as report_cli
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Subcommand] = {
     "serve": server_cli,
     "ctl": server_cli,
     "report": report_cli,
+    "observe": integrations_cli,
     "demo": _demo,
     "dashboards": dashboards_cli,
     "profile": pprof_cli,

@@ -28,6 +28,7 @@ PAGES = {
     "ctl": "server.md",
     "demo": "server.md",
     "report": "observability.md",
+    "observe": "integrations.md",
     "profile": "pprof.md",
     "dashboards": "dashboards.md",
     "bench": "gate.md",

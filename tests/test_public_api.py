@@ -29,6 +29,7 @@ EXPORTS = {
     },
     "swapprof.server": {"ServerConfig", "control_request", "serve"},
     "swapprof.testing": {"ServerProcess"},
+    "swapprof.integrations": set(),
     "swapprof.reload": {
         "AllocationSite",
         "ReloadError",

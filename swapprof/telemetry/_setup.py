@@ -55,6 +55,7 @@ SECONDS_BUCKETS = (
 SECONDS_HISTOGRAMS = (
     "swapprof.upgrade.phase.duration",
     "swapprof.upgrade.time_to_ready",
+    "swapprof.upgrade.service_gap",
     "cpython.gc.duration",
 )
 
@@ -134,6 +135,20 @@ _lock = threading.Lock()
 def current() -> Telemetry | None:
     """This process's telemetry, once ``configure`` ran (swapprof's recorders default to it)."""
     return _current
+
+
+def forget(timeout: float = 0.3) -> None:
+    """In a forked child: let go of the telemetry inherited from the parent.
+
+    Its providers are shut down here (bounded by ``timeout``, whatever a lock copied by the fork
+    does) without exporting the parent's data again, its atexit flush is dropped, and the next
+    ``configure`` builds this process's own."""
+    global _current
+    inherited, _current = _current, None  # no lock: a fork copies only the thread that forked
+    if inherited is None:
+        return
+    atexit.unregister(inherited.shutdown)
+    inherited.shutdown(timeout)
 
 
 def configure(

@@ -247,7 +247,7 @@ class ZygotePool:
         self._drop_spare()  # forked from the zygote being replaced
         old, self.zygote = self.zygote, fresh
         learned_note = (
-            f" and {fresh.hello.get('learned')} learned modules" if self.learned is not None else ""
+            f" and {fresh.hello.get('learned') or 0} learned modules" if self.learned is not None else ""
         )
         declared = ", ".join(self.preload) or "nothing declared"
         self.say(f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {declared}{learned_note}")
@@ -272,7 +272,10 @@ class ZygotePool:
         """A worker reported ``stage``; ``imports``: what it imported, to learn from."""
         if stage != STAGE_IMPORTS or self.learned is None or self.stopping():
             return
-        data = self.run_dir.read_json(self.run_dir.imported(gen.number, gen.worker))
+        path = self.run_dir.imported(gen.number, gen.worker)
+        data = self.run_dir.read_json(path)
+        with contextlib.suppress(OSError):
+            path.unlink()  # read: one file per generation would pile up otherwise
         names = data.get("modules") if isinstance(data, dict) else None
         if not isinstance(names, list):
             return

@@ -95,8 +95,9 @@ def add_parser(subparsers: Subparsers) -> None:
     )
     serve.add_argument(
         "--preload",
-        metavar="PKG[,PKG...]",
-        help="start a zygote that imports these packages once; upgrades fork it (millisecond switch)",
+        metavar="PKG[,PKG...]|auto",
+        help="start a zygote that imports these packages once; upgrades fork it (millisecond switch); "
+        "auto: also what the serving generation imported that is not app code, learned",
     )
     serve.add_argument(
         "--no-spare",

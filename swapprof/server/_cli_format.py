@@ -69,7 +69,27 @@ def format_status(status: dict[str, Any]) -> str:
     zygote = status.get("zygote")
     if zygote:
         spare = f"spare pid {zygote['spare_pid']} waiting" if zygote.get("spare_pid") else "no spare waiting"
-        lines.append(f"zygote {zygote['serial']} pid {zygote['pid']}; {spare}")
+        memory = f"RSS {_mib(zygote.get('rss_kb'))} PSS {_mib(zygote.get('pss_kb'))}"
+        if zygote.get("spare_pid"):
+            memory += f", spare RSS {_mib(zygote.get('spare_rss_kb'))} PSS {_mib(zygote.get('spare_pss_kb'))}"
+        lines.append(f"zygote {zygote['serial']} pid {zygote['pid']}; {spare}; {memory}")
+        preload = zygote.get("preload") or {}
+        if preload.get("mode") == "auto":
+            dropped = preload.get("dropped") or {}
+            reasons: dict[str, int] = {}
+            for why in dropped.values():
+                reasons[why.get("reason", "?")] = reasons.get(why.get("reason", "?"), 0) + 1
+            why = ", ".join(f"{r} {n}" for r, n in sorted(reasons.items()))
+            lines.append(
+                f"preload auto: {preload.get('learned_loaded', 0)} learned modules in the zygote "
+                f"(of {preload.get('learned', 0)} learned), {len(dropped)} dropped"
+                + (f" ({why})" if why else "")
+                + ("; learning" if preload.get("learning") else "")
+            )
+            lines.extend(
+                f"  dropped {name}: {w.get('reason')}: {w.get('detail')}"
+                for name, w in sorted(dropped.items())
+            )
     totals = ", ".join(f"{k}={v}" for k, v in sorted(status["upgrades_total"].items())) or "none"
     lines.append(
         f"upgrades: {totals}; forced kills {status['forced_kills']}; "

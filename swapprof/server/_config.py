@@ -33,6 +33,7 @@ from swapprof.server._contract import (
     ENV_READY_TIMEOUT,
     ENV_RUN_DIR,
     ENV_THREADS,
+    PRELOAD_AUTO,
     GenerationContract,
 )
 from swapprof.server._fds import BindSpec, parse_bind
@@ -101,7 +102,8 @@ class ServerConfig:
     """Without a token, serve the app-port debug and metrics routes to loopback clients anyway
     (a reverse proxy on the same host makes every client loopback: see docs/server.md)."""
     preload: tuple[str, ...] = ()
-    """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code)."""
+    """Packages a zygote imports once; upgrades then fork it instead of exec'ing (never app code).
+    ``auto`` among them: also what the serving generation imported that is not app code."""
     otel_global: bool = False
     """Let each generation's swapprof SDK become the process-global OTel provider, so the app's own
     spans and metrics go where OTEL_* sends them (never into the embedded span file)."""
@@ -156,6 +158,8 @@ class ServerConfig:
             )
         app_top = self.app.split(":")[0].split(".")[0]
         for name in self.preload:
+            if name == PRELOAD_AUTO:
+                continue
             if not re.match(r"^[A-Za-z_][\w.]*$", name):
                 raise ConfigError(f"--preload {name!r} is not a module name")
             if name.split(".")[0] == app_top:
@@ -187,7 +191,18 @@ class ServerConfig:
             threads=self.threads,
             loop=self.loop,
             http=self.http,
+            report_imports=self.preload_auto,
         )
+
+    @property
+    def preload_auto(self) -> bool:
+        """``--preload auto``: the zygote learns its set from the serving generation."""
+        return PRELOAD_AUTO in self.preload
+
+    @property
+    def preload_declared(self) -> tuple[str, ...]:
+        """The packages named in ``--preload`` (without ``auto``)."""
+        return tuple(p for p in self.preload if p != PRELOAD_AUTO)
 
     def bind_specs(self) -> list[BindSpec]:
         values = list(self.binds)

@@ -14,14 +14,20 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
     LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
 
-A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD`` and ``SWAPPROF_PRELOAD_BASE``.
+    SWAPPROF_REPORT_IMPORTS=1       (--preload auto: worker 0 reports the modules it imported)
+
+A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD``, ``SWAPPROF_PRELOAD_BASE`` and,
+with ``--preload auto``, ``SWAPPROF_PRELOAD_LEARNED`` (a file: the learned modules to import
+one at a time, each checked).
 
 Back from the generation, over sd_notify (``_notify``): ``SWAPPROF_STAGE`` with a
 CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (with READY=1),
 ``stopped_accepting``, ``drained``; ``started`` also says ``SWAPPROF_WORKER`` (its index); READY also says what it runs: ``SWAPPROF_INTERFACE``
 (asgi|wsgi), ``SWAPPROF_LOOP`` (asyncio|uvloop), ``SWAPPROF_HTTP`` (h11|httptools); or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
 STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
-open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). Exit codes: ``EXIT_*``.
+open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON); stage ``imports`` with
+``SWAPPROF_IMPORTS`` (a count) says the modules it imported are in its run-dir file
+(``generation._imported``), sent after READY and after the drain. Exit codes: ``EXIT_*``.
 """
 
 from __future__ import annotations
@@ -60,6 +66,10 @@ ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
 ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
 ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
 ENV_PRELOAD_BASE: Final = "SWAPPROF_PRELOAD_BASE"
+ENV_PRELOAD_LEARNED: Final = "SWAPPROF_PRELOAD_LEARNED"
+ENV_REPORT_IMPORTS: Final = "SWAPPROF_REPORT_IMPORTS"
+PRELOAD_AUTO: Final = "auto"
+"""``--preload auto``: the zygote preloads what the serving generation imported (not app code)."""
 ENV_LISTEN_FDS: Final = "LISTEN_FDS"
 ENV_LISTEN_PID: Final = "LISTEN_PID"
 ENV_LISTEN_FDNAMES: Final = "LISTEN_FDNAMES"
@@ -84,6 +94,7 @@ F_SPANS: Final = "SWAPPROF_SPANS"
 F_RELOAD: Final = "SWAPPROF_RELOAD"
 F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
 F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
+F_IMPORTS: Final = "SWAPPROF_IMPORTS"
 F_WORKER: Final = ENV_WORKER
 F_INTERFACE: Final = ENV_INTERFACE
 F_LOOP: Final = ENV_LOOP
@@ -99,6 +110,8 @@ STAGE_READY: Final = "ready"
 STAGE_STOPPED_ACCEPTING: Final = "stopped_accepting"
 STAGE_DRAINED: Final = "drained"
 STAGE_FAILED: Final = "failed"
+STAGE_IMPORTS: Final = "imports"
+"""Not a step of the generation's life: a report it may send more than once (``F_IMPORTS``)."""
 
 # What a failing generation reports as SWAPPROF_REASON (the master maps them to reason codes).
 FAILURE_IMPORT: Final = "import_error"
@@ -138,6 +151,8 @@ class GenerationContract:
     http: str = DEFAULT_HTTP
     otel_global: bool = False
     """The generation's SDK also becomes the process-global provider (the app's spans go to OTLP)."""
+    report_imports: bool = False
+    """Worker 0 reports the non-app modules it imported (``--preload auto`` learns from it)."""
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) less the master's own listener and
@@ -158,6 +173,7 @@ class GenerationContract:
             ENV_HTTP: self.http,
             ENV_OTEL_GLOBAL: "1" if self.otel_global else "0",
             ENV_DEBUG_INSECURE_APP_ROUTES: "1" if self.insecure_app_routes else "0",
+            ENV_REPORT_IMPORTS: "1" if self.report_imports else "0",
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -191,6 +207,7 @@ class GenerationContract:
             loop=env.get(ENV_LOOP) or DEFAULT_LOOP,
             http=env.get(ENV_HTTP) or DEFAULT_HTTP,
             otel_global=env.get(ENV_OTEL_GLOBAL, "0").strip() == "1",
+            report_imports=env.get(ENV_REPORT_IMPORTS, "0").strip() == "1",
         )
 
 

@@ -9,11 +9,15 @@
     RUN_DIR/spans.jsonl           the embedded span file (swapprof.telemetry)
     RUN_DIR/handoff/gen-N.W.json  the trace context worker W of generation N records switch/drain/exit under
     RUN_DIR/handoff/reload-N.W.json the modules ``ctl reload`` asks worker W of generation N to reload
+    RUN_DIR/handoff/imported-N.W.json the non-app modules worker W of generation N imported
+    RUN_DIR/handoff/zygote-S.preload.json the learned modules zygote S imports, one at a time
+    RUN_DIR/preload.json          what ``--preload auto`` learned and dropped (a restarted master
+                                  starts its zygote warm from it)
     RUN_DIR/private/gen-N.W.sock  worker W of generation N's private endpoint, for the master only
                                   (0600 in a 0700 directory; the worker removes it at exit)
 
 Writes are atomic (a temporary file renamed over the target) where a reader may look at any
-time. The master writes; generations only read their handoff files.
+time. The master writes; generations read their handoff files and write only their ``imported`` list.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ STATE_NAME = "state.json"
 UPGRADES_NAME = "upgrades.jsonl"
 HANDOFF_DIR = "handoff"
 PRIVATE_DIR = "private"
+PRELOAD_NAME = "preload.json"
 
 
 class RunDir:
@@ -62,6 +67,16 @@ class RunDir:
 
     def reload_request(self, generation: int, worker: int = 0) -> Path:
         return self.path / HANDOFF_DIR / f"reload-{generation}.{worker}.json"
+
+    def imported(self, generation: int, worker: int = 0) -> Path:
+        return self.path / HANDOFF_DIR / f"imported-{generation}.{worker}.json"
+
+    def zygote_preload(self, serial: int) -> Path:
+        return self.path / HANDOFF_DIR / f"zygote-{serial}.preload.json"
+
+    @property
+    def learned(self) -> Path:
+        return self.path / PRELOAD_NAME
 
     def private_socket(self, generation: int, worker: int = 0) -> Path:
         return self.path / PRIVATE_DIR / f"gen-{generation}.{worker}.sock"

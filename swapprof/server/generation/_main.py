@@ -194,6 +194,7 @@ async def _serve(
     private = endpoint(contract.run_dir, generation, c.worker_index(), server.middleware.debug_routes)
     if private is not None:
         await private.start()  # the master's way in: /metrics, /debug/* (after READY: off the switch)
+    reports = [_report_imports(loop, contract, generation, notifier)]
     await stop.wait()
     term = _now()
     await server.stop_accepting()
@@ -212,7 +213,8 @@ async def _serve(
         await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
     except Exception as exc:
         print(f"swapprof: lifespan shutdown: {exc!r}", file=sys.stderr, flush=True)
-    await asyncio.gather(after_ready, setup, return_exceptions=True)
+    reports.append(_report_imports(loop, contract, generation, notifier))  # what serving added
+    await asyncio.gather(after_ready, setup, *filter(None, reports), return_exceptions=True)
     if private is not None:
         await private.finish()  # the master's last read of this worker's counters
     traceparent, ready_ns = telemetry.handoff()
@@ -231,6 +233,15 @@ async def _prove(server: Any, ready_timeout: float) -> int:
     attempts: int = await server.self_probe(ready_timeout)
     await server.serve()
     return attempts
+
+
+def _report_imports(loop: Any, contract: GenerationContract, generation: int, notifier: Notifier) -> Any:
+    """With ``--preload auto``: worker 0 lists its non-app modules for the master, in a thread."""
+    if not contract.report_imports or c.worker_index() != 0:
+        return None
+    from swapprof.server.generation._imported import report
+
+    return loop.run_in_executor(None, report, contract, generation, 0, notifier)
 
 
 def _reload(reloader: Any) -> None:

@@ -82,7 +82,7 @@ class Generation:
     """One spawned process of a generation (worker ``worker`` of generation ``number``). All
     methods run on the master's event loop thread. ``changed``: an event shared by the workers
     of one generation, set whenever any of them reports or exits. ``on_stage``: called with
-    each stage the process reports, once per stage."""
+    each stage the process reports, once per stage (``imports``, a report, each time)."""
 
     def __init__(
         self,
@@ -187,7 +187,9 @@ class Generation:
         stamp = int(fields[c.F_T]) if fields.get(c.F_T, "").isdigit() else time.monotonic_ns()
         stage = fields.get(c.F_STAGE)
         first = bool(stage) and stage not in self.stages
-        if stage:
+        if stage == c.STAGE_IMPORTS:
+            first = True  # a report, not a step: sent after READY and again after the drain
+        elif stage:
             self.stages.setdefault(stage, stamp)
         if fields.get("READY") == "1":
             self.stages.setdefault(c.STAGE_READY, stamp)

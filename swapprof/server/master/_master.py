@@ -108,7 +108,7 @@ class Master:
             serving=lambda: self.serving,
             busy=lambda: self.current is not None,
             stopping=self._stopping.is_set,
-            counted=self._worker_restarted,
+            counted=lambda: self.observer.worker_restart() if self.observer is not None else None,
             recover=lambda: self.request_upgrade(TRIGGER_RECOVERY),
             idle=lambda: self.queue is not None and self.queue.idle,
             ready_timeout=self.config.ready_timeout,
@@ -180,9 +180,9 @@ class Master:
         self.zygotes = ZygotePool(
             self._loop,
             self.log,
-            python=self.config.python,
-            preload=self.config.preload,
-            spare=self.config.spare,
+            config=self.config,
+            run_dir=self.run_dir,
+            observer=self.observer,
             listeners=self.listeners,
             names=self.names,
             say=self.say,
@@ -329,7 +329,7 @@ class Master:
             self._loop,
             self.log,
             on_exit=self.restarts.exited if self.restarts else None,
-            on_stage=self.debug.stage if self.debug is not None else None,  # a drained worker's last read
+            on_stage=self._on_stage,
         )
         self._gens_of[record.id] = (new, old)
         env = self._child_env()
@@ -347,6 +347,10 @@ class Master:
         finally:
             self._prune()
 
+    def _on_stage(self, gen: Generation, stage: str) -> None:
+        for hook in (h for h in (self.debug, self.zygotes) if h is not None):  # last reads; learning
+            hook.stage(gen, stage)
+
     def _promote(self, cohort: Cohort) -> None:
         self.serving = cohort
 
@@ -356,10 +360,6 @@ class Master:
             UpgradeRecord(id=0, trigger=TRIGGER_RECOVERY), gen, self._child_env(), time.monotonic_ns()
         )
         self._refill_spare()
-
-    def _worker_restarted(self) -> None:
-        if self.observer is not None:
-            self.observer.worker_restart()
 
     async def _spawn(self, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int) -> int:
         """Start ``new``: a fork of the zygote when there is a healthy one, else exec."""

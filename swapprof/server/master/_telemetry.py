@@ -98,6 +98,11 @@ class UpgradeObserver:
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
         )
+        self.preload_drops = meter.create_counter(
+            "swapprof.zygote.preload.dropped",
+            description="Learned modules (--preload auto) a zygote dropped, by reason: import_failed, "
+            "thread, open_fds, app_code",
+        )
         # Counters exist from the start, at 0, for their known label sets: a dashboard shows 0, not
         # "No data", and increase() sees the first event.
         self.forced_kills.add(0)
@@ -182,6 +187,10 @@ class UpgradeObserver:
         with contextlib.suppress(Exception):
             self.coalesced.add(1)
 
+    def preload_dropped(self, reason: str, count: int = 1) -> None:
+        with contextlib.suppress(Exception):
+            self.preload_drops.add(count, {"reason": reason})
+
     def write_error(self) -> None:
         with contextlib.suppress(Exception):
             self.write_errors.add(1)
@@ -238,6 +247,8 @@ class UpgradeObserver:
             if name == "spawn":
                 extra["swapprof.spawn_mode"] = record.info.get("spawn_mode", "exec")
                 extra["swapprof.spare"] = bool(record.info.get("spare"))
+                if record.info.get("spawn_mode") == "fork":  # was the zygote's set learned (--preload auto)?
+                    extra["swapprof.zygote.learned"] = bool(record.info.get("zygote_learned"))
             recorder.record_phase(name, self._epoch(start), self._epoch(end), error=error, **extra)
         for name, worker, start, end in record.worker_spans:
             gen = workers.get(("old" if name in OLD_GENERATION_PHASES else "new", worker))

@@ -21,6 +21,7 @@ from swapprof.server._contract import (
     ENV_LOOP,
     ENV_PRELOAD,
     ENV_PRELOAD_BASE,
+    ENV_PRELOAD_LEARNED,
     ENV_ZYGOTE_FD,
 )
 from swapprof.server._stack import preload_modules
@@ -53,11 +54,13 @@ FORK_TIMEOUT_S = 10.0
 
 
 class ZygoteError(SwapprofError):
-    """The zygote refused or failed; ``kind`` is threads, stale, fork, preload or dead."""
+    """The zygote refused or failed; ``kind`` is threads, stale, fork, preload, unsafe (learned
+    modules it could not preload safely: ``dropped`` names them) or dead."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: str, dropped: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.dropped = dropped or {}
 
 
 class Zygote:
@@ -69,6 +72,7 @@ class Zygote:
         self.ready = False
         self.error: str | None = None
         self.inotify = False
+        self.hello: dict[str, Any] = {}  # what it said when ready: modules, learned, dropped
         self._lock = asyncio.Lock()  # one request at a time
         self._serial = 0
 
@@ -80,8 +84,10 @@ class Zygote:
         names: Sequence[str],
         preload: Sequence[str],
         lifeline: int,
+        learned: str | None = None,
     ) -> None:
-        """Spawn and wait until the zygote has imported ``preload``; raise ZygoteError if not."""
+        """Spawn and wait until the zygote has imported ``preload`` (and the modules listed in
+        the file ``learned``, one at a time, checked); raise ZygoteError if not."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours.setblocking(False)
         first_extra = 3 + len(listeners)
@@ -91,6 +97,8 @@ class Zygote:
         child_env[ENV_PRELOAD] = ",".join(preload)
         stack = preload_modules(env.get(ENV_LOOP) or DEFAULT_LOOP, env.get(ENV_HTTP) or DEFAULT_HTTP)
         child_env[ENV_PRELOAD_BASE] = ",".join(BASE_PRELOAD + stack)
+        if learned:
+            child_env[ENV_PRELOAD_LEARNED] = learned
         try:
             self.process.start(
                 [python, "-m", "swapprof.server.zygote"], child_env, listeners, names,
@@ -107,8 +115,10 @@ class Zygote:
             raise
         if not hello.get("ready"):
             self.close()
-            raise ZygoteError(str(hello.get("error")), str(hello.get("kind") or "preload"))
+            dropped = hello.get("dropped") if isinstance(hello.get("dropped"), dict) else None
+            raise ZygoteError(str(hello.get("error")), str(hello.get("kind") or "preload"), dropped)
         self.ready = True
+        self.hello = hello
         self.inotify = bool(hello.get("inotify"))
 
     async def _receive(self, timeout: float) -> dict[str, Any]:
@@ -186,6 +196,12 @@ class Zygote:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+    async def retire(self) -> None:
+        """Stop once the request in flight (a fork for an upgrade running now) is answered."""
+        async with self._lock:
+            self.close()
+        await self.stop()
 
     async def stop(self, timeout: float = 5.0) -> None:
         self.close()

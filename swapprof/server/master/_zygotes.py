@@ -8,6 +8,10 @@ module reaches into another's private state.
   fork; a stale zygote is replaced first (phase ``zygote``), a dead one in the background. It
   returns False when the caller must exec instead.
 - ``refill()`` forks the next spare in the background; ``stop()`` lets everything go.
+- With ``--preload auto``, ``stage`` takes the serving generation's report of what it imported
+  (``_learned``) and, when it names modules the zygote lacks, a new zygote is started with them
+  in the background (never while an upgrade runs); learned modules the zygote could not preload
+  safely are dropped by name, said, counted, and a fresh zygote starts without them.
 """
 
 from __future__ import annotations
@@ -18,20 +22,27 @@ import os
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from socket import socket
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from swapprof._vocabulary import REQUESTED, ZYGOTE
-from swapprof.server._contract import ENV_LIFELINE_FD, ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS
+from swapprof.server._config import ServerConfig
+from swapprof.server._contract import ENV_LIFELINE_FD, ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS, STAGE_IMPORTS
 from swapprof.server._libc import libc
-from swapprof.server.master._child import Generation
+from swapprof.server._rundir import RunDir
+from swapprof.server.master._child import Generation, memory_kb
+from swapprof.server.master._learned import LearnedPreload
 from swapprof.server.master._record import UpgradeRecord
 from swapprof.server.master._spare import Spare
 from swapprof.server.master._spawn import SpawnError
 from swapprof.server.master._strays import StrayReaper
 from swapprof.server.master._zygote_client import Zygote, ZygoteError, start_generation_forked
 
+if TYPE_CHECKING:
+    from swapprof.server.master._telemetry import UpgradeObserver
+
 PR_SET_CHILD_SUBREAPER = 36
 SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once
+UNSAFE_ATTEMPTS = 4  # zygotes started in a row, each without the culprits the last one found
 
 
 def _requested(record: UpgradeRecord, spawn_at: int) -> None:
@@ -46,9 +57,9 @@ class ZygotePool:
         loop: asyncio.AbstractEventLoop,
         log: IO[bytes] | None,
         *,
-        python: str,
-        preload: Sequence[str],
-        spare: bool,
+        config: ServerConfig,
+        run_dir: RunDir,
+        observer: UpgradeObserver | None,
         listeners: Sequence[socket],
         names: Sequence[str],
         say: Callable[[str], None],
@@ -59,7 +70,11 @@ class ZygotePool:
         run_task: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
     ) -> None:
         self.loop, self.log = loop, log
-        self.python, self.preload, self.spare_enabled = python, tuple(preload), spare
+        self.python, self.preload, self.spare_enabled = config.python, config.preload_declared, config.spare
+        self.run_dir, self.observer = run_dir, observer
+        self.learned = LearnedPreload(run_dir, config.app, config.app_dir) if config.preload_auto else None
+        self._held: set[str] = set()  # the learned modules the current zygote was asked to import
+        self._learn_pending = False
         self.listeners, self.names = listeners, names
         self.say, self.child_env, self.busy, self.stopping = say, child_env, busy, stopping
         self._known_pids, self._run_task = known_pids, run_task
@@ -80,6 +95,8 @@ class ZygotePool:
         self._lifeline = os.pipe2(os.O_CLOEXEC)  # EOF in a forked generation = the master is gone
         self.strays = StrayReaper(self.loop, self.pids, self.say)
         self.strays.start()
+        if self.learned is not None and self.learned.load():
+            self.say(f"learned preload: {len(self.learned.wanted())} modules from {self.run_dir.learned}")
         await self.replace()
 
     def pids(self) -> set[int]:
@@ -112,10 +129,27 @@ class ZygotePool:
         if self.zygote is None:
             return None
         waiting = self.spare is not None and self.spare.waiting
+        spare_pid = self.spare.pid if waiting and self.spare is not None else None
+        (rss, pss), (spare_rss, spare_pss) = memory_kb(self.zygote.process.pid), memory_kb(spare_pid or 0)
+        hello = self.zygote.hello
+        preload: dict[str, Any] = {
+            "mode": "auto" if self.learned is not None else "declared",
+            "declared": list(self.preload),
+            "modules": hello.get("modules"),  # files watched: everything it imported
+            "learned_loaded": int(hello.get("learned") or 0),
+            "learning": self._learn_pending or (self._replacing is not None and not self._replacing.done()),
+        }
+        if self.learned is not None:
+            preload.update(self.learned.status())
         return {
             "serial": self.zygote.serial,
             "pid": self.zygote.process.pid,
-            "spare_pid": self.spare.pid if waiting and self.spare is not None else None,
+            "spare_pid": spare_pid,
+            "rss_kb": rss,
+            "pss_kb": pss,
+            "spare_rss_kb": spare_rss if spare_pid else None,
+            "spare_pss_kb": spare_pss if spare_pid else None,
+            "preload": preload,
         }
 
     # ---------------------------------------------------------------- spawning
@@ -140,6 +174,8 @@ class ZygotePool:
                     record.info["spare"] = True
                     self.spares.discard(spare)  # a generation now
                 record.info["spawn_mode"] = "fork"
+                record.info["zygote_learned"] = bool(self.zygote.hello.get("learned"))
+                record.info["zygote_modules"] = self.zygote.hello.get("modules")
                 _requested(record, spawn_at)
                 return spawn_at
             except ZygoteError as exc:
@@ -148,6 +184,11 @@ class ZygotePool:
                 if exc.kind == "stale" and attempt == 1:
                     _requested(record, spawn_at)
                     self.say(f"zygote {self.zygote.serial} is stale ({exc}); replacing it")
+                    if self.learned is not None:
+                        self.learned.relearn()  # new versions may import other modules
+                    if self._replacing is not None and not self._replacing.done():
+                        with contextlib.suppress(Exception):
+                            await asyncio.shield(self._replacing)  # one replacement at a time
                     await self.replace()
                     zygote_done = time.monotonic_ns()
                     record.phase(ZYGOTE, spawn_at, zygote_done)
@@ -170,31 +211,117 @@ class ZygotePool:
 
     # ---------------------------------------------------------------- the zygote
     async def replace(self) -> None:
-        """Start a fresh zygote; on success retire the old one. Failure leaves exec mode."""
+        """Start a fresh zygote; on success retire the old one. Failure leaves exec mode. With
+        ``--preload auto``, a zygote that found learned modules it cannot preload safely is
+        followed by one without them (up to ``UNSAFE_ATTEMPTS`` in a row)."""
         assert self._lifeline is not None
-        self._serial += 1
-        fresh = Zygote(self.loop, self.log, self._serial)
-        self.zygotes.add(fresh)  # known to the stray reaper while it starts, serves and stops
-        try:
-            await fresh.start(self.python, self.child_env(), self.listeners, self.names, self.preload,
-                              self._lifeline[0])  # fmt: skip
-        except (ZygoteError, SpawnError, OSError) as exc:
-            self.say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
-            self._drop_spare()
-            self.zygotes.discard(fresh)
-            old, self.zygote = self.zygote, None
-            if old is not None:
-                await old.stop()
-                self.zygotes.discard(old)
+        for _ in range(UNSAFE_ATTEMPTS):
+            self._serial += 1
+            fresh = Zygote(self.loop, self.log, self._serial)
+            wanted = self.learned.wanted() if self.learned is not None else []
+            learned = self._write_list(fresh.serial, wanted)
+            self.zygotes.add(fresh)  # known to the stray reaper while it starts, serves and stops
+            try:
+                await fresh.start(self.python, self.child_env(), self.listeners, self.names, self.preload,
+                                  self._lifeline[0], learned)  # fmt: skip
+            except ZygoteError as exc:
+                if exc.kind == "unsafe" and self._dropped(fresh, exc.dropped):
+                    await fresh.stop()  # it exits by itself; reaped here
+                    self.zygotes.discard(fresh)
+                    continue
+                await self._failed(fresh, exc)
+                return
+            except (SpawnError, OSError) as exc:
+                await self._failed(fresh, exc)
+                return
+            finally:
+                if learned is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(learned)
+            self._dropped(fresh, fresh.hello.get("dropped") or {})
+            self._held = set(wanted)
+            break
+        else:
+            await self._failed(None, ZygoteError("learned modules kept failing the safety checks", "unsafe"))
             return
         self._drop_spare()  # forked from the zygote being replaced
         old, self.zygote = self.zygote, fresh
-        self.say(f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {', '.join(self.preload)}")
+        learned_note = (
+            f" and {fresh.hello.get('learned') or 0} learned modules" if self.learned is not None else ""
+        )
+        declared = ", ".join(self.preload) or "nothing declared"
+        self.say(f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {declared}{learned_note}")
         if old is not None:
-            await old.stop()
+            await old.retire()
             self.zygotes.discard(old)
         if not self.busy():
             self.refill()  # (during an upgrade, its end refills)
+
+    async def _failed(self, fresh: Zygote | None, exc: Exception) -> None:
+        self.say(f"zygote could not start: {exc}; upgrades exec a fresh interpreter instead")
+        self._drop_spare()
+        if fresh is not None:
+            self.zygotes.discard(fresh)
+        old, self.zygote = self.zygote, None
+        if old is not None:
+            await old.stop()
+            self.zygotes.discard(old)
+
+    # ---------------------------------------------------------------- learning (--preload auto)
+    def stage(self, gen: Generation, stage: str) -> None:
+        """A worker reported ``stage``; ``imports``: what it imported, to learn from."""
+        if stage != STAGE_IMPORTS or self.learned is None or self.stopping():
+            return
+        path = self.run_dir.imported(gen.number, gen.worker)
+        data = self.run_dir.read_json(path)
+        with contextlib.suppress(OSError):
+            path.unlink()  # read: one file per generation would pile up otherwise
+        names = data.get("modules") if isinstance(data, dict) else None
+        if not isinstance(names, list):
+            return
+        self.learned.merge(names)
+        self._save()
+        if any(name not in self._held for name in self.learned.wanted()):
+            self._learn_pending = True
+            if not self.busy():
+                self.refill()  # starts the learning zygote (after an upgrade, its end does)
+
+    def _write_list(self, serial: int, wanted: list[str]) -> str | None:
+        """The file the zygote reads its learned modules from (None: nothing learned yet)."""
+        if self.learned is None or not wanted:
+            return None
+        path = self.run_dir.zygote_preload(serial)
+        try:
+            self.run_dir.write_json(path, {"modules": wanted})
+        except OSError as exc:
+            self.say(f"cannot write {path}: {exc}; zygote {serial} preloads nothing learned")
+            return None
+        return str(path)
+
+    def _dropped(self, zygote: Zygote, dropped: dict[str, Any]) -> bool:
+        """Record what ``zygote`` dropped; say each new one in a line, count it; True if any."""
+        if self.learned is None or not dropped:
+            return False
+        new = self.learned.drop(dropped)
+        by_reason: dict[str, list[str]] = {}
+        for name, why in new.items():
+            by_reason.setdefault(why.get("reason", "?"), []).append(name)
+        for reason, names in by_reason.items():  # one line per reason, every module named
+            example = new[names[0]].get("detail", "")[:120]
+            self.say(f"zygote {zygote.serial} dropped {len(names)} learned module(s) from the preload "
+                     f"({reason}): {', '.join(names)}; {names[0]}: {example}")  # fmt: skip
+            if self.observer is not None:
+                self.observer.preload_dropped(reason, len(names))
+        self._save()
+        return bool(new)
+
+    def _save(self) -> None:
+        if self.learned is None:
+            return
+        try:
+            self.learned.save()
+        except OSError as exc:
+            self.say(f"cannot write {self.run_dir.learned}: {exc}")
 
     def _schedule_replacement(self, failed: Zygote | None) -> None:
         """Replace ``failed`` in the background, once: not if it was replaced already, or is
@@ -209,6 +336,11 @@ class ZygotePool:
     def refill(self) -> None:
         """Fork the next spare in the background. Not a task the master cancels: cancelled
         mid-request it would leave a spare nobody knows of; ``stop`` waits for it instead."""
+        replacing = self._replacing is not None and not self._replacing.done()
+        if self._learn_pending and not self.stopping() and self.zygote is not None and not replacing:
+            self._learn_pending = False
+            self._replacing = self._run_task(self.replace())  # it refills when done
+            return
         if self.zygote is None or not self.spare_enabled or self.stopping():
             return
         if self._refilling is None or self._refilling.done():

@@ -34,7 +34,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from swapprof.server._contract import ENV_LISTEN_PID, ENV_PRELOAD, ENV_PRELOAD_BASE, ENV_ZYGOTE_FD
+from swapprof.server._contract import (
+    ENV_LISTEN_PID,
+    ENV_PRELOAD,
+    ENV_PRELOAD_BASE,
+    ENV_PRELOAD_LEARNED,
+    ENV_ZYGOTE_FD,
+)
 from swapprof.server.zygote._filewatch import FileStamps
 
 if TYPE_CHECKING:
@@ -252,7 +258,9 @@ def _warm_up() -> None:
         uvicorn.Config(app, lifespan="auto", log_level="warning", access_log=False).load()
 
 
-def serve(sock: socket.socket, loaded: set[str], started_ns: int | None = None) -> int:
+def serve(
+    sock: socket.socket, loaded: set[str], started_ns: int | None = None, hello: dict[str, Any] | None = None
+) -> int:
     import gc
 
     _warm_up()
@@ -264,7 +272,8 @@ def serve(sock: socket.socket, loaded: set[str], started_ns: int | None = None) 
     gc.freeze()
     problem = thread_problem()
     _send(sock, {"ready": problem is None, "error": problem, "kind": "threads" if problem else None,
-                 "pid": os.getpid(), "modules": len(stamps.stamps), "inotify": stamps.watching})  # fmt: skip
+                 "pid": os.getpid(), "modules": len(stamps.stamps), "inotify": stamps.watching,
+                 **(hello or {})})  # fmt: skip
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 4)
@@ -327,4 +336,23 @@ def main() -> int:
     if failed:
         _send(sock, {"ready": False, "error": "preload failed: " + "; ".join(failed), "kind": "preload"})
         return 1
-    return serve(sock, set(sys.modules) - already, started_ns)
+    hello = None
+    learned = os.environ.pop(ENV_PRELOAD_LEARNED, "")
+    if learned:  # --preload auto: what the serving generation imported, one module at a time
+        from swapprof.server.generation._imported import AppCode
+        from swapprof.server.zygote._learned import import_checked, read_list, unsafe
+
+        loaded, dropped = import_checked(read_list(learned), AppCode.from_contract(_contract()))
+        culprits = unsafe(dropped)
+        if culprits:
+            error = "; ".join(f"{name}: {why['detail']}" for name, why in culprits.items())
+            _send(sock, {"ready": False, "error": error, "kind": "unsafe", "dropped": dropped})
+            return 1
+        hello = {"learned": loaded, "dropped": dropped}
+    return serve(sock, set(sys.modules) - already, started_ns, hello)
+
+
+def _contract() -> Any:
+    from swapprof.server._contract import GenerationContract
+
+    return GenerationContract.from_env()

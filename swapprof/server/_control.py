@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,24 @@ def check_path_length(path: Path) -> None:
         )
 
 
+def _connect(sock: socket.socket, path: Path, timeout: float | None) -> None:
+    """Connect, retrying while the listener's backlog is full: a Unix socket answers EAGAIN at
+    once then (a busy master, a flood of other clients), where TCP would queue the SYN."""
+    deadline = time.monotonic() + (timeout if timeout is not None else 3600.0)
+    pause = 0.001
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotRunningError(f"no swapprof master answers at {path} ({exc.strerror})") from None
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError from None
+            time.sleep(pause)  # a retry pause, not synchronisation: the backlog drains meanwhile
+            pause = min(0.05, pause * 2)
+
+
 def request(
     run_dir: str | os.PathLike[str], payload: dict[str, Any], timeout: float | None = 10.0
 ) -> dict[str, Any]:
@@ -40,10 +59,7 @@ def request(
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NotRunningError(f"no swapprof master answers at {path} ({exc.strerror})") from None
+        _connect(sock, path, timeout)
         sock.sendall(json.dumps(payload).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):

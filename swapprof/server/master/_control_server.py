@@ -79,7 +79,9 @@ class ControlHandler:
 
     async def serve(self, run_dir: RunDir) -> asyncio.base_events.Server:
         """Listen on the run dir's control socket (mode 0600)."""
-        server = await asyncio.start_unix_server(self, path=str(run_dir.control), limit=MAX_LINE)
+        server = await asyncio.start_unix_server(
+            self, path=str(run_dir.control), limit=MAX_LINE, backlog=1024
+        )
         os.chmod(run_dir.control, 0o600)
         return server
 

@@ -12,6 +12,8 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
     SWAPPROF_WORKER=I               (per spawn: this process's index in its generation, 0..N-1)
     SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
+    SWAPPROF_BAKE_WINDOW=S          (> 0: count requests and ship them, ``_accounting``; park on
+                                    SIGNAL_PARK, resume on SIGNAL_RESUME)
     LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
 
 A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD`` and ``SWAPPROF_PRELOAD_BASE``.
@@ -21,12 +23,16 @@ CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (wi
 ``stopped_accepting``, ``drained``; ``started`` also says ``SWAPPROF_WORKER`` (its index); READY also says what it runs: ``SWAPPROF_INTERFACE``
 (asgi|wsgi), ``SWAPPROF_LOOP`` (asyncio|uvloop), ``SWAPPROF_HTTP`` (h11|httptools); or ``failed`` with ``SWAPPROF_REASON`` (``FAILURE_*``) and
 STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
-open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). Exit codes: ``EXIT_*``.
+open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON). With a bake window:
+``SWAPPROF_REQUESTS`` one interval of request accounting (``_accounting``); a parked generation
+says ``parked`` (drained, still alive) instead of ``drained``, then ``resumed`` when told to
+accept again, or ``drained`` just before it exits. Exit codes: ``EXIT_*``.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -60,6 +66,7 @@ ENV_LIFELINE_FD: Final = "SWAPPROF_LIFELINE_FD"
 ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
 ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
 ENV_PRELOAD_BASE: Final = "SWAPPROF_PRELOAD_BASE"
+ENV_BAKE_WINDOW: Final = "SWAPPROF_BAKE_WINDOW"
 ENV_LISTEN_FDS: Final = "LISTEN_FDS"
 ENV_LISTEN_PID: Final = "LISTEN_PID"
 ENV_LISTEN_FDNAMES: Final = "LISTEN_FDNAMES"
@@ -84,6 +91,7 @@ F_SPANS: Final = "SWAPPROF_SPANS"
 F_RELOAD: Final = "SWAPPROF_RELOAD"
 F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
 F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
+F_REQUESTS: Final = "SWAPPROF_REQUESTS"
 F_WORKER: Final = ENV_WORKER
 F_INTERFACE: Final = ENV_INTERFACE
 F_LOOP: Final = ENV_LOOP
@@ -99,6 +107,15 @@ STAGE_READY: Final = "ready"
 STAGE_STOPPED_ACCEPTING: Final = "stopped_accepting"
 STAGE_DRAINED: Final = "drained"
 STAGE_FAILED: Final = "failed"
+STAGE_PARKED: Final = "parked"
+STAGE_RESUMED: Final = "resumed"
+
+# How the master parks an old generation for a bake and brings it back (the generation
+# installs both after READY). SIGUSR2 parks: stop accepting, drain, stay alive with the app
+# loaded and a copy of every listener. Resuming uses a real-time signal: those are queued
+# (never merged with a pending one), no one else sends them, and the kernel never does.
+SIGNAL_PARK: Final = signal.SIGUSR2
+SIGNAL_RESUME: Final = signal.SIGRTMIN + 1
 
 # What a failing generation reports as SWAPPROF_REASON (the master maps them to reason codes).
 FAILURE_IMPORT: Final = "import_error"
@@ -138,6 +155,8 @@ class GenerationContract:
     http: str = DEFAULT_HTTP
     otel_global: bool = False
     """The generation's SDK also becomes the process-global provider (the app's spans go to OTLP)."""
+    bake_window: float = 0.0
+    """> 0: the master bakes upgrades; the generation counts its requests and can be parked."""
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) less the master's own listener and
@@ -158,6 +177,7 @@ class GenerationContract:
             ENV_HTTP: self.http,
             ENV_OTEL_GLOBAL: "1" if self.otel_global else "0",
             ENV_DEBUG_INSECURE_APP_ROUTES: "1" if self.insecure_app_routes else "0",
+            ENV_BAKE_WINDOW: repr(self.bake_window),
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -191,6 +211,7 @@ class GenerationContract:
             loop=env.get(ENV_LOOP) or DEFAULT_LOOP,
             http=env.get(ENV_HTTP) or DEFAULT_HTTP,
             otel_global=env.get(ENV_OTEL_GLOBAL, "0").strip() == "1",
+            bake_window=float(env.get(ENV_BAKE_WINDOW) or 0.0),
         )
 
 

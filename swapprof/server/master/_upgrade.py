@@ -19,6 +19,7 @@ from typing import Any
 from swapprof._vocabulary import (
     BAKE,
     BAKE_FAIL,
+    BAKE_PASS,
     DRAIN,
     EXIT,
     IMPORT,
@@ -243,7 +244,14 @@ class Upgrade:
         )
         exit_from = 0
         if parking:
-            evidence = await bake(self.config, alive, new, stopped)
+            try:
+                evidence = await bake(self.config, alive, new, stopped)
+            except Exception as exc:  # a bug in the verdict must not leave the old generation parked
+                evidence = {
+                    "verdict": BAKE_PASS,
+                    "reason": None,
+                    "detail": f"the bake could not judge: {exc!r}",
+                }
             verdict_at = time.monotonic_ns()
             record.phase(BAKE, stopped, verdict_at)
             record.info["bake"] = evidence

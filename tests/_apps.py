@@ -21,10 +21,22 @@ if FAULT == "import-worker-1" and os.environ.get("SWAPPROF_WORKER") == "1":
 if FAULT == "hang":
     time.sleep(3600)
 
+import asyncio
+
 from swapprof.server.demo import app as demo_app
+
+SERVED = [0]
 
 
 async def app(scope, receive, send):
+    if scope["type"] == "http" and FAULT == "errors":  # a version answering 500 to 1 in 5
+        SERVED[0] += 1
+        if SERVED[0] % 5 == 0:
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-length", b"3")]})
+            await send({"type": "http.response.body", "body": b"bad"})
+            return
+    if scope["type"] == "http" and FAULT == "slow":  # a version 80 ms slower per request
+        await asyncio.sleep(0.08)
     if scope["type"] == "lifespan" and FAULT == "crash":
         message = await receive()
         os.kill(os.getpid(), signal.SIGABRT)

@@ -99,6 +99,7 @@ def test_every_named_metric_is_one_the_design_lists() -> None:
         "swapprof_reload_stale_versions", "cpython_gc_duration_seconds", "cpython_gc_collections_total",
         "cpython_gc_collected_objects_total", "cpython_gc_uncollectable_objects_total",
         "swapprof_worker_scrape_errors_total",  # the master's failed reads of a worker's metrics
+        "swapprof_bake_verdicts_total",  # --bake-window: how each bake ended
     }  # fmt: skip
     text = json.dumps(dashboards.build_dashboards()) + json.dumps(dashboards.build_rules())
     labels = {"swapprof_role", "cpython_gc_generation"}

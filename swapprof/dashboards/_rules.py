@@ -89,6 +89,15 @@ def alerting_rules() -> list[Json]:
             "`swapprof ctl upgrade --wait` prints the new generation's last output.",
         ),
         _alert(
+            "SwapprofBakeFailing",
+            'sum by (job, instance) (\n  increase(swapprof_bake_verdicts_total{verdict="fail"}[1h])\n) >= 3\n',
+            "",
+            "Bakes on {{ $labels.instance }} keep failing: 3 or more rolled back within an hour",
+            "New generations keep regressing in their bake window and are rolled back to the parked "
+            "old one (reasons bake_errors / bake_latency): the code on disk is bad, or the rules are "
+            "too strict. `swapprof ctl upgrade --wait --json` shows the evidence.",
+        ),
+        _alert(
             "SwapprofTimeToReadyRegression",
             f"{p95} > {TTR_FLOOR_SECONDS}\n"
             f"and on (job, instance)\n"

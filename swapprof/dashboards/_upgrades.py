@@ -21,6 +21,7 @@ GENERATION = scoped("swapprof_generation")
 ALIVE = scoped("swapprof_generations_alive")
 FORCED_KILLS = scoped("swapprof_forced_kills_total")
 TTR_COUNT = scoped("swapprof_upgrade_time_to_ready_seconds_count")
+BAKE_VERDICTS = scoped("swapprof_bake_verdicts_total")
 
 
 def _overview() -> list[Json]:
@@ -67,6 +68,15 @@ def _upgrades() -> list[Json]:
             "Rollbacks by reason",
             "Why new generations were rolled back: import_error, probe_failed, ready_timeout, ...",
             [query(f"sum by (reason) ({events(ROLLBACKS, RATE)})", "{{reason}}")],
+            bars=True,
+            stack=True,
+        ),
+        timeseries(
+            "Bake verdicts",
+            "With --bake-window: how each bake ended. fail = rolled back to the parked old generation "
+            "(bake_errors or bake_latency under Rollbacks by reason); too_little_traffic = passed "
+            "without enough requests to judge; old_gone = the parked generation died.",
+            [query(f"sum by (verdict) ({events(BAKE_VERDICTS, RATE)})", "{{verdict}}")],
             bars=True,
             stack=True,
         ),

@@ -140,6 +140,7 @@ def add_parser(subparsers: Subparsers) -> None:
         metavar="PATH",
         help="path each generation serves its own metrics on (default /metrics; '' turns it off)",
     )
+    _add_bake(serve)
 
     ctl = subparsers.add_parser("ctl", help="talk to a running master")
     ctl.add_argument(
@@ -161,6 +162,30 @@ def add_parser(subparsers: Subparsers) -> None:
     stop = ctl_sub.add_parser("stop", help="gracefully stop the master and its generations")
     stop.add_argument("--wait", action="store_true", help="return when the master has exited")
     stop.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="how long --wait waits")
+
+
+def _add_bake(serve: argparse.ArgumentParser) -> None:
+    """The bake window and its verdict rules (docs/server.md#the-bake-window)."""
+    bake = serve.add_argument_group("bake window (judge a switch by the new code's own requests)")
+    for flag, kind, metavar, text in (
+        ("--bake-window", float, "S", "after the switch, judge the new generation's requests for S seconds "
+         "with the old one parked, and roll back to it on a regression (default 0 = off)"),
+        ("--bake-min-requests", int, "N", "requests each window needs before any verdict (default 50)"),
+        ("--bake-alpha", float, "P", "significance level of the last look; early looks use P/10 (default 0.01)"),
+        ("--bake-error-margin", float, "R", "fail only if the new error ratio exceeds the old one by more "
+         "than R, significantly (default 0.01)"),
+        ("--bake-latency-margin", float, "R", "fail only if the new median latency exceeds the old one by "
+         "more than this fraction (default 0.2)..."),
+        ("--bake-latency-floor", float, "MS", "... and by at least MS milliseconds (default 2)"),
+    ):  # fmt: skip
+        dest = "bake_latency_floor_ms" if flag == "--bake-latency-floor" else flag[2:].replace("-", "_")
+        bake.add_argument(flag, type=kind, metavar=metavar, help=text, dest=dest)
+    bake.add_argument(
+        "--bake-low-traffic",
+        choices=("pass", "extend"),
+        help="too little traffic for a verdict when the window ends: pass (default), or extend it "
+        "(up to 3 more windows); recorded either way",
+    )
 
 
 def workers_arg(text: str) -> int:
@@ -202,6 +227,13 @@ def run_serve(args: argparse.Namespace) -> int:
         http=args.http,
         otel_global=args.otel_global,
         spare=args.spare,
+        bake_window=args.bake_window,
+        bake_min_requests=args.bake_min_requests,
+        bake_alpha=args.bake_alpha,
+        bake_error_margin=args.bake_error_margin,
+        bake_latency_margin=args.bake_latency_margin,
+        bake_latency_floor_ms=args.bake_latency_floor_ms,
+        bake_low_traffic=args.bake_low_traffic,
         preload=tuple(p.strip() for p in args.preload.split(",") if p.strip())
         if args.preload is not None
         else None,

@@ -37,6 +37,22 @@ def format_upgrade(record: dict[str, Any]) -> str:
             f"  time_to_ready {record['time_to_ready_ms']:.1f} ms, upgrade_total "
             f"{record.get('upgrade_total_ms') or 0:.1f} ms, service_gap {record.get('service_gap_ms') or 0:.1f} ms"
         )
+    bake = record.get("bake")
+    if bake:
+        old, new = bake.get("old") or {}, bake.get("new") or {}
+        lines.append(
+            f"  bake {bake.get('window_s'):g} s: {bake.get('verdict')} after {bake.get('decided_ms', 0):.0f} ms"
+            + (f" ({bake['detail']})" if bake.get("detail") else "")
+        )
+        for side, w in (("new", new), ("old", old)):
+            lines.append(
+                f"    {side}: {w.get('requests')} requests, {w.get('failed')} failed "
+                f"({(w.get('error_ratio') or 0):.2%}), median {w.get('median_ms')} ms, p99 {w.get('p99_ms')} ms"
+            )
+        if bake.get("resumed_ms") is not None:
+            lines.append(
+                f"    the parked old generation accepted again {bake['resumed_ms']:.1f} ms after the switch"
+            )
     if record.get("forced_kill"):
         lines.append(
             f"  the old generation did not finish draining in time and was killed (SIGKILL): {record.get('old_exit')}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from swapprof._errors import ConfigError
+from swapprof._vocabulary import BAKE_LOW_TRAFFIC_POLICIES
 from swapprof.server._contract import (
     DEFAULT_APP_METRICS_PATH,
     DEFAULT_DRAIN_GRACE,
@@ -22,6 +23,7 @@ from swapprof.server._contract import (
     DEFAULT_LOOP,
     DEFAULT_READY_TIMEOUT,
     DEFAULT_THREADS,
+    ENV_BAKE_WINDOW,
     ENV_DEBUG_INSECURE_APP_ROUTES,
     ENV_DEBUG_TOKEN,
     ENV_DRAIN_GRACE,
@@ -52,6 +54,21 @@ ENV_EXIT_GRACE = "SWAPPROF_EXIT_GRACE"
 ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"  # read by the CLI (swapprof serve)
 ENV_WORKERS = "SWAPPROF_WORKERS"
 WORKERS_AUTO = "auto"
+# the bake's rules (the window itself, SWAPPROF_BAKE_WINDOW, also goes to the generations)
+ENV_BAKE_MIN_REQUESTS = "SWAPPROF_BAKE_MIN_REQUESTS"
+ENV_BAKE_ALPHA = "SWAPPROF_BAKE_ALPHA"
+ENV_BAKE_ERROR_MARGIN = "SWAPPROF_BAKE_ERROR_MARGIN"
+ENV_BAKE_LATENCY_MARGIN = "SWAPPROF_BAKE_LATENCY_MARGIN"
+ENV_BAKE_LATENCY_FLOOR_MS = "SWAPPROF_BAKE_LATENCY_FLOOR_MS"
+ENV_BAKE_LOW_TRAFFIC = "SWAPPROF_BAKE_LOW_TRAFFIC"
+BAKE_WINDOW_MAX_S = 300.0
+_BAKE_NUMBERS = (
+    ("bake_window", ENV_BAKE_WINDOW),
+    ("bake_alpha", ENV_BAKE_ALPHA),
+    ("bake_error_margin", ENV_BAKE_ERROR_MARGIN),
+    ("bake_latency_margin", ENV_BAKE_LATENCY_MARGIN),
+    ("bake_latency_floor_ms", ENV_BAKE_LATENCY_FLOOR_MS),
+)
 
 
 def workers_count(value: str | int) -> int:
@@ -119,6 +136,20 @@ class ServerConfig:
     """HTTP parser: ``h11``, ``httptools``, or ``auto`` (httptools when installed), as uvicorn."""
     workers: int = 1
     """Worker processes per generation, serving the same listeners (``auto``: one per CPU)."""
+    bake_window: float = 0.0
+    """Seconds the new generation's requests are judged after the switch, the old one parked (0: off)."""
+    bake_min_requests: int = 50
+    """Requests each window needs before any verdict."""
+    bake_alpha: float = 0.01
+    """Significance level of the window's last look; early looks use a tenth of it."""
+    bake_error_margin: float = 0.01
+    """The new error ratio must exceed the old one by more than this (significantly) to fail."""
+    bake_latency_margin: float = 0.2
+    """The new median latency must exceed the old one by more than this fraction to fail..."""
+    bake_latency_floor_ms: float = 2.0
+    """... and by at least this many milliseconds."""
+    bake_low_traffic: str = "pass"
+    """Too little traffic for a verdict at the window's end: ``pass``, or ``extend`` (up to 3 more windows)."""
     python: str = field(default_factory=lambda: _default_python())
 
     def __post_init__(self) -> None:
@@ -139,6 +170,7 @@ class ServerConfig:
                 f"--threads must be a whole number of threads, at least 1, not {self.threads!r}"
             )
         object.__setattr__(self, "workers", workers_count(self.workers))  # "auto" -> the CPU count
+        self._check_bake()
         if self.drain_grace > self.drain_timeout:
             raise ConfigError("--drain-grace must not exceed --drain-timeout")
         if self.probe_path is not None and not self.probe_path.startswith("/"):
@@ -172,6 +204,30 @@ class ServerConfig:
             raise ConfigError(f"--app-dir {self.app_dir!r} is not a directory")
         self.bind_specs()  # validates every --bind
 
+    def _check_bake(self) -> None:
+        for name, low, high in (
+            ("bake_window", 0.0, BAKE_WINDOW_MAX_S),
+            ("bake_alpha", 1e-9, 0.5),
+            ("bake_error_margin", 0.0, 1.0),
+            ("bake_latency_margin", 0.0, 100.0),
+            ("bake_latency_floor_ms", 0.0, 60_000.0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or not low <= value <= high:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')} must be a number in [{low:g}, {high:g}], not {value!r}"
+                )
+        if (
+            isinstance(self.bake_min_requests, bool)
+            or not isinstance(self.bake_min_requests, int)
+            or self.bake_min_requests < 1
+        ):
+            raise ConfigError(
+                f"--bake-min-requests must be a whole number, at least 1, not {self.bake_min_requests!r}"
+            )
+        if self.bake_low_traffic not in BAKE_LOW_TRAFFIC_POLICIES:
+            raise ConfigError(f"--bake-low-traffic {self.bake_low_traffic!r}: expected pass or extend")
+
     def contract(self, run_dir: str, master_pid: int) -> GenerationContract:
         """What each generation process is told of these settings (``_contract``)."""
         return GenerationContract(
@@ -192,6 +248,7 @@ class ServerConfig:
             loop=self.loop,
             http=self.http,
             report_imports=self.preload_auto,
+            bake_window=self.bake_window,
         )
 
     @property
@@ -247,6 +304,21 @@ class ServerConfig:
                 values["threads"] = int(env[ENV_THREADS])
             except ValueError:
                 raise ConfigError(f"{ENV_THREADS}={env[ENV_THREADS]!r} is not a whole number") from None
+        for name, var in _BAKE_NUMBERS:
+            if name not in values and env.get(var):
+                try:
+                    values[name] = float(env[var])
+                except ValueError:
+                    raise ConfigError(f"{var}={env[var]!r} is not a number") from None
+        if "bake_min_requests" not in values and env.get(ENV_BAKE_MIN_REQUESTS):
+            try:
+                values["bake_min_requests"] = int(env[ENV_BAKE_MIN_REQUESTS])
+            except ValueError:
+                raise ConfigError(
+                    f"{ENV_BAKE_MIN_REQUESTS}={env[ENV_BAKE_MIN_REQUESTS]!r} is not a whole number"
+                ) from None
+        if "bake_low_traffic" not in values and env.get(ENV_BAKE_LOW_TRAFFIC):
+            values["bake_low_traffic"] = env[ENV_BAKE_LOW_TRAFFIC].strip()
         if "workers" not in values and env.get(ENV_WORKERS):
             values["workers"] = env[ENV_WORKERS]
         if isinstance(values.get("workers"), str):

@@ -12,6 +12,8 @@ the generation reads it with ``GenerationContract.from_env``)::
     SWAPPROF_MASTER_PID=PID         SWAPPROF_GENERATION=N (per spawn)
     SWAPPROF_WORKER=I               (per spawn: this process's index in its generation, 0..N-1)
     SWAPPROF_LIFELINE_FD=FD         (forked generations: EOF = the master is gone)
+    SWAPPROF_BAKE_WINDOW=S          (> 0: count requests and ship them, ``_accounting``; park on
+                                    SIGNAL_PARK, resume on SIGNAL_RESUME)
     LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES, NOTIFY_SOCKET, TRACEPARENT / TRACESTATE
 
     SWAPPROF_REPORT_IMPORTS=1       (--preload auto: worker 0 reports the modules it imported)
@@ -27,12 +29,16 @@ CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (wi
 STATUS. ``SWAPPROF_SPANS`` names the phase spans it flushed, ``SWAPPROF_CONNECTIONS`` its
 open connections, ``SWAPPROF_RELOAD`` an in-place reload's result (JSON); stage ``imports`` with
 ``SWAPPROF_IMPORTS`` (a count) says the modules it imported are in its run-dir file
-(``generation._imported``), sent after READY and after the drain. Exit codes: ``EXIT_*``.
+(``generation._imported``), sent after READY and after the drain. With a bake window:
+``SWAPPROF_REQUESTS`` one interval of request accounting (``_accounting``); a parked generation
+says ``parked`` (drained, still alive) instead of ``drained``, then ``resumed`` when told to
+accept again, or ``drained`` just before it exits. Exit codes: ``EXIT_*``.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -70,6 +76,7 @@ ENV_PRELOAD_LEARNED: Final = "SWAPPROF_PRELOAD_LEARNED"
 ENV_REPORT_IMPORTS: Final = "SWAPPROF_REPORT_IMPORTS"
 PRELOAD_AUTO: Final = "auto"
 """``--preload auto``: the zygote preloads what the serving generation imported (not app code)."""
+ENV_BAKE_WINDOW: Final = "SWAPPROF_BAKE_WINDOW"
 ENV_LISTEN_FDS: Final = "LISTEN_FDS"
 ENV_LISTEN_PID: Final = "LISTEN_PID"
 ENV_LISTEN_FDNAMES: Final = "LISTEN_FDNAMES"
@@ -95,6 +102,7 @@ F_RELOAD: Final = "SWAPPROF_RELOAD"
 F_CONNECTIONS: Final = "SWAPPROF_CONNECTIONS"
 F_PROBE_ATTEMPTS: Final = "SWAPPROF_PROBE_ATTEMPTS"
 F_IMPORTS: Final = "SWAPPROF_IMPORTS"
+F_REQUESTS: Final = "SWAPPROF_REQUESTS"
 F_WORKER: Final = ENV_WORKER
 F_INTERFACE: Final = ENV_INTERFACE
 F_LOOP: Final = ENV_LOOP
@@ -112,6 +120,15 @@ STAGE_DRAINED: Final = "drained"
 STAGE_FAILED: Final = "failed"
 STAGE_IMPORTS: Final = "imports"
 """Not a step of the generation's life: a report it may send more than once (``F_IMPORTS``)."""
+STAGE_PARKED: Final = "parked"
+STAGE_RESUMED: Final = "resumed"
+
+# How the master parks an old generation for a bake and brings it back (the generation
+# installs both after READY). SIGUSR2 parks: stop accepting, drain, stay alive with the app
+# loaded and a copy of every listener. Resuming uses a real-time signal: those are queued
+# (never merged with a pending one), no one else sends them, and the kernel never does.
+SIGNAL_PARK: Final = signal.SIGUSR2
+SIGNAL_RESUME: Final = signal.SIGRTMIN + 1
 
 # What a failing generation reports as SWAPPROF_REASON (the master maps them to reason codes).
 FAILURE_IMPORT: Final = "import_error"
@@ -153,6 +170,8 @@ class GenerationContract:
     """The generation's SDK also becomes the process-global provider (the app's spans go to OTLP)."""
     report_imports: bool = False
     """Worker 0 reports the non-app modules it imported (``--preload auto`` learns from it)."""
+    bake_window: float = 0.0
+    """> 0: the master bakes upgrades; the generation counts its requests and can be parked."""
 
     def to_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """``base`` (default: this process's environment) less the master's own listener and
@@ -174,6 +193,7 @@ class GenerationContract:
             ENV_OTEL_GLOBAL: "1" if self.otel_global else "0",
             ENV_DEBUG_INSECURE_APP_ROUTES: "1" if self.insecure_app_routes else "0",
             ENV_REPORT_IMPORTS: "1" if self.report_imports else "0",
+            ENV_BAKE_WINDOW: repr(self.bake_window),
             PYTHONUNBUFFERED: "1",
         })  # fmt: skip
         for name, value in (
@@ -208,6 +228,7 @@ class GenerationContract:
             http=env.get(ENV_HTTP) or DEFAULT_HTTP,
             otel_global=env.get(ENV_OTEL_GLOBAL, "0").strip() == "1",
             report_imports=env.get(ENV_REPORT_IMPORTS, "0").strip() == "1",
+            bake_window=float(env.get(ENV_BAKE_WINDOW) or 0.0),
         )
 
 

@@ -195,20 +195,10 @@ async def _serve(
     if private is not None:
         await private.start()  # the master's way in: /metrics, /debug/* (after READY: off the switch)
     reports = [_report_imports(loop, contract, generation, notifier)]
-    await stop.wait()
-    term = _now()
-    await server.stop_accepting()
-    stopped = _now()
-    notifier.send(
-        **{c.F_STAGE: c.STAGE_STOPPED_ACCEPTING, c.F_T: stopped, c.F_CONNECTIONS: server.connections}
-    )
-    counts = await server.drain(contract.drain_grace, drain_timeout)
+    from swapprof.server.generation._parking import serve_until_stopped
+
+    retired = await serve_until_stopped(server, contract, notifier, stop, telemetry)
     reporter.cancel()
-    drained = _now()
-    notifier.send(
-        **{c.F_STAGE: c.STAGE_DRAINED, c.F_T: drained},
-        **{f"{c.F_PREFIX}{key.upper()}": value for key, value in counts.items()},
-    )
     try:
         await asyncio.wait_for(server.shutdown_lifespan(), timeout=max(1.0, drain_timeout / 10))
     except Exception as exc:
@@ -219,10 +209,11 @@ async def _serve(
         await private.finish()  # the master's last read of this worker's counters
     traceparent, ready_ns = telemetry.handoff()
     phases = [
-        (SWITCH, ready_ns or term, stopped, None),
-        (DRAIN, stopped, drained, None),
-        (EXIT, drained, _now(), None),
+        (SWITCH, ready_ns or retired.term, retired.stopped, None),
+        (DRAIN, retired.stopped, retired.drained, None),
+        (EXIT, retired.exit_from, _now(), None),
     ]
+    counts = retired.counts
     await loop.run_in_executor(None, lambda: telemetry.record(traceparent, phases, last=True, **counts))
     return 0
 

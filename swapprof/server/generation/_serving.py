@@ -27,6 +27,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from swapprof._auth import CHALLENGE, bearer_ok
+from swapprof.server._accounting import Interval
 from swapprof.server._contract import DEFAULT_HTTP, DEFAULT_THREADS
 from swapprof.server._fds import probe_address
 from swapprof.server.generation._probe import NOT_MINE, PROBE_HEADER, PROBE_PATH, probe
@@ -67,6 +68,8 @@ class HandoffMiddleware:
         self.in_flight = 0
         self.debug_app: Any = None
         self.debug_routes: dict[str, Callable[[], Any]] = {}
+        self.requests: Interval | None = None
+        """Set (``--bake-window``): every app request is counted here (``_accounting``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,9 +89,33 @@ class HandoffMiddleware:
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, self._closing(send))
+            if self.requests is None:
+                await self.app(scope, receive, self._closing(send))
+            else:
+                await self._counted(scope, receive, send, self.requests)
         finally:
             self.in_flight -= 1
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, interval: Interval) -> None:
+        """The app's answer, counted: its latency (until the app returned), failed when it
+        answered 5xx, did not answer, or raised."""
+        status = 0
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if self.draining:
+                    message = _with_close(message)
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, wrapped)
+        except BaseException:
+            interval.observe(time.perf_counter() - start, True)
+            raise
+        interval.observe(time.perf_counter() - start, status == 0 or status >= 500)
 
     async def _allowed(self, scope: Scope, send: Send) -> bool:
         """With a token: the request must carry it (401 otherwise), from anywhere. Without (the
@@ -126,9 +153,7 @@ class HandoffMiddleware:
 
         async def wrapped(message: Message) -> None:
             if self.draining and message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
-                headers.append((b"connection", b"close"))
-                message = {**message, "headers": headers}
+                message = _with_close(message)
             await send(message)
 
         return wrapped
@@ -159,6 +184,12 @@ class HandoffMiddleware:
             return
         code = status[0] if status else 500
         await _plain(send, 200 if 200 <= code < 300 else 503, f"{self.probe_path} answered {code}\n")
+
+
+def _with_close(message: Message) -> Message:
+    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+    headers.append((b"connection", b"close"))
+    return {**message, "headers": headers}
 
 
 async def _metrics(send: Send) -> None:
@@ -253,6 +284,7 @@ class GenerationServer:
         self.config.load()
         self.state = ServerState()
         self.servers: list[asyncio.base_events.Server] = []
+        self._parked: list[socket.socket] = []  # copies of the listeners while parked
         self.lifespan: Any = None
         self._claimed: set[asyncio.Task[Any]] = set()
         self._protocol = serving_protocol(self.config.http_protocol_class)
@@ -339,6 +371,20 @@ class GenerationServer:
             await asyncio.sleep(0)
         for server in self.servers:
             server.close()
+
+    async def park(self) -> None:
+        """Stop accepting as ``stop_accepting`` does, but keep a copy of every listener, so
+        ``resume`` can accept again on the same sockets (the bake window's parked generation)."""
+        self._parked = [sock.dup() for sock in self.sockets]
+        await self.stop_accepting()
+
+    async def resume(self) -> None:
+        """Accept again on the listeners ``park`` kept; answers no longer say ``Connection: close``."""
+        if not self._parked:
+            return
+        self.sockets, self._parked, self.servers = self._parked, [], []
+        self.middleware.draining = False
+        await self.serve()
 
     async def drain(self, grace: float, timeout: float) -> dict[str, int]:
         """Wait for connections to finish (policy in the module docstring); return counts."""

@@ -18,22 +18,26 @@ from typing import IO, Any
 
 from swapprof.server import _contract as c
 from swapprof.server import _notify
+from swapprof.server._accounting import Ledger
 from swapprof.server.master._spawn import Spawned, spawn
 
 TAIL_LINES = 40
 
 # Generation states, as `swapprof ctl status` shows them.
 # "switching": told to stop accepting, not yet confirmed; "draining": it confirmed (its
-# listeners are closed) and finishes the connections it holds.
-STARTING, READY, SERVING, SWITCHING, DRAINING, EXITING, EXITED = (
+# listeners are closed) and finishes the connections it holds; "parked": drained, alive, not
+# accepting, waiting for a bake's verdict (resumed to "serving", or told to exit).
+STARTING, READY, SERVING, SWITCHING, DRAINING, PARKED, EXITING, EXITED = (
     "starting",
     "ready",
     "serving",
     "switching",
     "draining",
+    "parked",
     "exiting",
     "exited",
 )
+_PARKING_STAGES = (c.STAGE_STOPPED_ACCEPTING, c.STAGE_PARKED, c.STAGE_DRAINED, c.STAGE_RESUMED)
 
 
 class OutputTee:
@@ -110,6 +114,8 @@ class Generation:
         self.connections = 0
         self.spans_sent: set[str] = set()
         self.reloads: dict[int, dict[str, Any]] = {}
+        self.requests = Ledger()
+        """The request accounting it shipped (with a bake window)."""
         self._output = OutputTee(loop, log, self.label)
         self.tail = self._output.tail
         self.exit_code: int | None = None
@@ -186,6 +192,10 @@ class Generation:
     def _apply(self, fields: dict[str, str]) -> None:
         stamp = int(fields[c.F_T]) if fields.get(c.F_T, "").isdigit() else time.monotonic_ns()
         stage = fields.get(c.F_STAGE)
+        if stage == c.STAGE_RESUMED:  # accepting again: the next switch starts afresh
+            for name in _PARKING_STAGES:
+                self.stages.pop(name, None)
+            self.state = SERVING
         first = bool(stage) and stage not in self.stages
         if stage == c.STAGE_IMPORTS:
             first = True  # a report, not a step: sent after READY and again after the drain
@@ -197,8 +207,12 @@ class Generation:
                 self.state = READY
         if stage == c.STAGE_STOPPED_ACCEPTING and self.state in (READY, SERVING, SWITCHING):
             self.state = DRAINING
+        if stage == c.STAGE_PARKED and self.state in (SWITCHING, DRAINING):
+            self.state = PARKED
         if stage == c.STAGE_DRAINED:
             self.state = EXITING
+        if c.F_REQUESTS in fields:
+            self.requests.add(fields.pop(c.F_REQUESTS))
         if fields.get(c.F_RELOAD):
             try:
                 result = json.loads(fields[c.F_RELOAD])

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from swapprof._vocabulary import (
+    BAKE,
+    BAKE_VERDICTS,
     NEW_GENERATION_PHASES,
     OLD_GENERATION_PHASES,
     REASON_OK,
@@ -42,7 +44,9 @@ from swapprof.server.master._record import UpgradeRecord
 log = logging.getLogger("swapprof.server")
 
 SPAN_REPORT_WAIT_S = 5.0
-MASTER_PHASES = frozenset({REQUESTED, SPAWN, ROLLBACK})  # the master's own; others it records for a child
+MASTER_PHASES = frozenset(
+    {REQUESTED, SPAWN, BAKE, ROLLBACK}
+)  # the master's own; others it records for a child
 
 
 class UpgradeObserver:
@@ -94,6 +98,10 @@ class UpgradeObserver:
             "did not finish within SWAPPROF_FLUSH_TIMEOUT",
         )
         self.unexported.add(0)
+        self.bake_verdicts = meter.create_counter(
+            "swapprof.bake.verdicts",
+            description="Bake windows by verdict (pass, fail, too_little_traffic, old_gone)",
+        )
         self.coalesced = meter.create_counter(
             "swapprof.upgrade.requests.coalesced",
             description="Upgrade requests merged into a pending upgrade",
@@ -110,6 +118,8 @@ class UpgradeObserver:
         self.upgrades.add(0, {"outcome": SUCCESS, "reason": REASON_OK})
         for reason in ROLLBACK_REASONS:
             self.upgrades.add(0, {"outcome": ROLLED_BACK, "reason": reason})
+        for verdict in BAKE_VERDICTS:
+            self.bake_verdicts.add(0, {"verdict": verdict})
 
         def gauge(fn: Callable[[], float | None]) -> Callable[[Any], list[Any]]:
             def callback(options: Any) -> list[Any]:
@@ -244,6 +254,10 @@ class UpgradeObserver:
                 continue  # in the trace as each worker's own span (below)
             error = record.detail if name == "rollback" else None
             extra: dict[str, object] = {} if name in MASTER_PHASES else {"swapprof.recorded_by": "master"}
+            if name == BAKE:
+                from swapprof.server.master._bake import span_attributes
+
+                extra.update(span_attributes(record.info.get("bake") or {}))
             if name == "spawn":
                 extra["swapprof.spawn_mode"] = record.info.get("spawn_mode", "exec")
                 extra["swapprof.spare"] = bool(record.info.get("spare"))
@@ -280,6 +294,9 @@ class UpgradeObserver:
         for name, start, end in record.spans:
             self.phase_duration.record((end - start) / 1e9, {"phase": name})
         self.upgrades.add(1, {"outcome": record.outcome or "unknown", "reason": record.reason or "unknown"})
+        verdict = (record.info.get("bake") or {}).get("verdict")
+        if verdict:
+            self.bake_verdicts.add(1, {"verdict": verdict})
         ready = record.marks.get("new_ready")
         if ready is not None:
             mode = {"spawn_mode": str(record.info.get("spawn_mode", "exec"))}

@@ -14,8 +14,12 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from swapprof._vocabulary import (
+    BAKE,
+    BAKE_FAIL,
+    BAKE_PASS,
     DRAIN,
     EXIT,
     IMPORT,
@@ -41,12 +45,16 @@ from swapprof.server._contract import (
     FAILURE_IMPORT,
     FAILURE_LIFESPAN,
     FAILURE_PROBE,
+    SIGNAL_PARK,
     STAGE_DRAINED,
     STAGE_IMPORTED,
+    STAGE_PARKED,
     STAGE_READY,
+    STAGE_RESUMED,
     STAGE_STARTED,
     STAGE_STOPPED_ACCEPTING,
 )
+from swapprof.server.master._bake import bake, resume
 from swapprof.server.master._child import SERVING, SWITCHING, Generation
 from swapprof.server.master._cohort import Cohort
 from swapprof.server.master._record import UpgradeRecord
@@ -137,8 +145,8 @@ class Upgrade:
         for worker in new:
             worker.state = SERVING
         self.lend.promote(new)
-        if old is not None and old.alive:
-            await self._retire(old, ready_at)
+        if old is not None and old.alive and await self._retire(old, ready_at, new):
+            return  # the bake failed: rolled back to the parked old generation
         record.outcome, record.reason = SUCCESS, REASON_OK
         record.mark("ended")
 
@@ -203,14 +211,20 @@ class Upgrade:
             new.kill()
             await exited(new, self.config.exit_grace)
 
-    async def _retire(self, old: Cohort, ready_at: int) -> None:
-        """Switch: tell every old worker at once to stop accepting; wait for their drain and exit."""
+    async def _retire(self, old: Cohort, ready_at: int, new: Cohort) -> bool:
+        """Switch: tell every old worker at once to stop accepting; wait for their drain and exit.
+        With a bake window the old workers are parked instead, and exit only once the new
+        generation passed; True when it failed and the old generation serves again."""
         record = self.record
+        parking = self.config.bake_window > 0
         alive = [w for w in old if w.alive]
         for worker in alive:
             self.lend.hand_to_old(record, worker, ready_at)
         for worker in alive:
-            worker.signal(signal.SIGTERM)
+            if parking:  # whatever an earlier bake left of its parking
+                worker.stages.pop(STAGE_RESUMED, None)
+                worker.spans_sent.difference_update((SWITCH, DRAIN, EXIT))
+            worker.signal(SIGNAL_PARK if parking else signal.SIGTERM)
             if worker.state == SERVING:
                 worker.state = SWITCHING
         # One budget for switch + drain: an old generation whose event loop is blocked cannot
@@ -228,8 +242,29 @@ class Upgrade:
         record.info["connections_at_switch"] = sum(
             int(w.info.get("connections", w.connections) or 0) for w in alive
         )
+        exit_from = 0
+        if parking:
+            try:
+                evidence = await bake(self.config, alive, new, stopped)
+            except Exception as exc:  # a bug in the verdict must not leave the old generation parked
+                evidence = {
+                    "verdict": BAKE_PASS,
+                    "reason": None,
+                    "detail": f"the bake could not judge: {exc!r}",
+                }
+            verdict_at = time.monotonic_ns()
+            record.phase(BAKE, stopped, verdict_at)
+            record.info["bake"] = evidence
+            if evidence["verdict"] == BAKE_FAIL and await self._bake_rollback(
+                old, new, evidence, ready_at, stopped
+            ):
+                return True
+            for worker in alive:
+                worker.signal(signal.SIGTERM)
+            exit_from = time.monotonic_ns()
         drained = switched and await old.wait_until(
-            lambda: all(STAGE_DRAINED in w.stages or not w.alive for w in alive), deadline
+            lambda: all(STAGE_DRAINED in w.stages or STAGE_PARKED in w.stages or not w.alive for w in alive),
+            deadline,
         )
         if not drained:
             for worker in alive:
@@ -244,15 +279,17 @@ class Upgrade:
         ends = {}
         for worker in alive:
             w_stopped = min(stops[worker.worker], stopped)
-            w_drained = worker.stages.get(STAGE_DRAINED, worker.exited_at or now)
+            w_drained = worker.stages.get(STAGE_PARKED) or worker.stages.get(
+                STAGE_DRAINED, worker.exited_at or now
+            )
             w_exited = worker.exited_at or now
             ends[worker.worker] = (w_drained, w_exited)
             record.worker_phase(SWITCH, worker.worker, ready_at, w_stopped)
             record.worker_phase(DRAIN, worker.worker, w_stopped, w_drained)
-            record.worker_phase(EXIT, worker.worker, w_drained, w_exited)
+            record.worker_phase(EXIT, worker.worker, max(w_drained, exit_from), w_exited)
         drained_at = max((d for d, _ in ends.values()), default=now)
         record.phase(DRAIN, stopped, drained_at)
-        record.phase(EXIT, drained_at, max((e for _, e in ends.values()), default=now))
+        record.phase(EXIT, max(drained_at, exit_from), max((e for _, e in ends.values()), default=now))
         record.info["closed_idle"] = sum(int(w.info.get("closed_idle", "0") or 0) for w in alive)
         exits = {w.describe_exit() for w in alive}
         record.info["old_exit"] = (
@@ -260,6 +297,38 @@ class Upgrade:
             if len(exits) == 1
             else "; ".join(f"worker {w.worker} {w.describe_exit()}" for w in alive)
         )
+        return False
+
+    async def _bake_rollback(
+        self, old: Cohort, new: Cohort, evidence: dict[str, Any], ready_at: int, stopped: int
+    ) -> bool:
+        """The bake failed: the parked old workers accept again FIRST, then the new generation
+        stops accepting and drains (no moment without a generation accepting). False when no
+        old worker resumed: the new generation then stays."""
+        record, failed_at = self.record, time.monotonic_ns()
+        parked = [w for w in old if w.alive]
+        stops = {w.worker: min(w.stages.get(STAGE_STOPPED_ACCEPTING, stopped), stopped) for w in parked}
+        resumed = await resume(parked)  # (a resumed worker's parking stages are cleared)
+        if not resumed:
+            evidence["detail"] += "; the parked old generation did not resume, the new one stays"
+            return False
+        for worker in parked:
+            if worker not in resumed and worker.alive:
+                self._kill(worker)  # did not answer: its slot is refilled once the upgrade ended
+        back = max(w.stages[STAGE_RESUMED] for w in resumed)
+        evidence["resumed_ms"] = round((back - stopped) / 1e6, 3)
+        for worker in resumed:
+            record.worker_phase(SWITCH, worker.worker, ready_at, stops[worker.worker])
+            record.worker_phase(DRAIN, worker.worker, stops[worker.worker], worker.stages[STAGE_RESUMED])
+        self.lend.promote(old)
+        await self._end_new(new)
+        new_stops = [w.stages[STAGE_STOPPED_ACCEPTING] for w in new if STAGE_STOPPED_ACCEPTING in w.stages]
+        if new_stops:  # > 0: the old generation accepted again before the new one stopped
+            evidence["handback_overlap_ms"] = round((min(new_stops) - back) / 1e6, 3)
+        record.phase(ROLLBACK, failed_at, time.monotonic_ns())
+        record.outcome, record.reason, record.detail = ROLLED_BACK, evidence["reason"], evidence["detail"]
+        record.mark("ended")
+        return True
 
     def _kill(self, gen: Generation) -> None:
         gen.kill()

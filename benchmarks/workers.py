@@ -201,6 +201,7 @@ def main() -> int:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--apps", default="fastapi,demo")
     parser.add_argument("--max-load", type=float, default=1.5)
+    parser.add_argument("--parts", default="throughput,ready", help="throughput and/or ready")
     parser.add_argument("--output", default="workers")
     args = parser.parse_args()
     if min(args.steady, args.warmup, args.rounds, args.upgrades, args.ready_upgrades) < 1:
@@ -219,8 +220,9 @@ def main() -> int:
         load = wait_for_quiet(args.max_load)
         started = time.monotonic()
         try:
-            results = {app.name: throughput(app, args, logs) for app in apps}
-            ready = time_to_ready(written["demo"], args, logs)
+            parts = args.parts.split(",")
+            results = {app.name: throughput(app, args, logs) for app in apps} if "throughput" in parts else {}
+            ready = time_to_ready(written["demo"], args, logs) if "ready" in parts else {}
         except BaseException:
             with contextlib.suppress(Exception):
                 for log in sorted(logs.iterdir()):

@@ -7,7 +7,7 @@ module reaches into another's private state.
 - ``fork(record, new, env, spawn_at)`` starts a generation from the waiting spare or as a fresh
   fork; a stale zygote is replaced first (phase ``zygote``), a dead one in the background. It
   returns False when the caller must exec instead.
-- ``refill()`` forks the next spare in the background; ``stop()`` lets everything go.
+- ``refill()`` forks spares in the background until one per worker waits; ``stop()`` lets everything go.
 - With ``--preload auto``, ``stage`` takes the serving generation's report of what it imported
   (``_learned``) and, when it names modules the zygote lacks, a new zygote is started with them
   in the background (never while an upgrade runs); learned modules the zygote could not preload
@@ -71,6 +71,7 @@ class ZygotePool:
     ) -> None:
         self.loop, self.log = loop, log
         self.python, self.preload, self.spare_enabled = config.python, config.preload_declared, config.spare
+        self.spares_wanted = max(1, config.workers)  # one waiting spare per worker of a generation
         self.run_dir, self.observer = run_dir, observer
         self.learned = LearnedPreload(run_dir, config.app, config.app_dir) if config.preload_auto else None
         self._held: set[str] = set()  # the learned modules the current zygote was asked to import
@@ -79,7 +80,7 @@ class ZygotePool:
         self.say, self.child_env, self.busy, self.stopping = say, child_env, busy, stopping
         self._known_pids, self._run_task = known_pids, run_task
         self.zygote: Zygote | None = None
-        self.spare: Spare | None = None  # a generation forked and warmed ahead
+        self.waiting: list[Spare] = []  # generations forked and warmed ahead, one per worker
         self.spares: set[Spare] = set()  # every spare not yet reaped (waiting, or let go)
         self.zygotes: set[Zygote] = set()  # every zygote started and not yet stopped
         self.strays: StrayReaper | None = None
@@ -110,7 +111,7 @@ class ZygotePool:
         if self._refilling is not None:
             with contextlib.suppress(Exception):
                 await self._refilling  # it drops what it forked, seeing that we stop
-        self.spare = None
+        self.waiting = []
         for spare in list(self.spares):
             await spare.stop()
         if self.zygote is not None:
@@ -128,8 +129,8 @@ class ZygotePool:
     def status(self) -> dict[str, Any] | None:
         if self.zygote is None:
             return None
-        waiting = self.spare is not None and self.spare.waiting
-        spare_pid = self.spare.pid if waiting and self.spare is not None else None
+        ready = [s for s in self.waiting if s.waiting]
+        spare_pid = ready[0].pid if ready else None
         (rss, pss), (spare_rss, spare_pss) = memory_kb(self.zygote.process.pid), memory_kb(spare_pid or 0)
         hello = self.zygote.hello
         preload: dict[str, Any] = {
@@ -145,6 +146,7 @@ class ZygotePool:
             "serial": self.zygote.serial,
             "pid": self.zygote.process.pid,
             "spare_pid": spare_pid,
+            "spare_pids": [spare.pid for spare in ready],  # one per worker when all wait
             "rss_kb": rss,
             "pss_kb": pss,
             "spare_rss_kb": spare_rss if spare_pid else None,
@@ -168,7 +170,7 @@ class ZygotePool:
             ENV_LIFELINE_FD: str(3 + len(self.listeners) + 1),
         }
         for attempt in (1, 2):
-            spare, self.spare = self.spare, None
+            spare = self._take_spare()
             try:
                 if await start_generation_forked(new, self.zygote, fork_env, spare):
                     record.info["spare"] = True
@@ -203,8 +205,8 @@ class ZygotePool:
                 break
             finally:
                 if spare is not None and spare.waiting:
-                    if self.spare is None:
-                        self.spare = spare  # not used (an error before it was asked): keep it
+                    if len(self.waiting) < self.spares_wanted:
+                        self.waiting.append(spare)  # not used (an error before it was asked): keep it
                     else:
                         spare.discard()
         return None
@@ -347,27 +349,38 @@ class ZygotePool:
             self._refilling = asyncio.create_task(self._refill())
 
     async def _refill(self) -> None:
+        """Fork spares one after the other until one per worker waits."""
         zygote = self.zygote
-        if zygote is None or self.stopping() or (self.spare is not None and self.spare.waiting):
-            return
-        try:
-            spare = await zygote.spare(self._spare_exited)
-        except (ZygoteError, OSError) as exc:
-            kind = exc.kind if isinstance(exc, ZygoteError) else "os"
-            self.say(f"zygote {zygote.serial} could not fork a spare ({kind}): {exc}")
-            if kind in ("dead", "protocol"):
-                self._schedule_replacement(zygote)
-            return
-        self.spares.add(spare)
-        if self.zygote is not zygote or self.stopping() or self.spare is not None:
-            spare.discard()  # the world moved on while it was forked
-            return
-        self.spare = spare
+        while zygote is not None and not self.stopping() and self._short():
+            try:
+                spare = await zygote.spare(self._spare_exited)
+            except (ZygoteError, OSError) as exc:
+                kind = exc.kind if isinstance(exc, ZygoteError) else "os"
+                self.say(f"zygote {zygote.serial} could not fork a spare ({kind}): {exc}")
+                if kind in ("dead", "protocol"):
+                    self._schedule_replacement(zygote)
+                return
+            self.spares.add(spare)
+            if self.zygote is not zygote or self.stopping() or not self._short():
+                spare.discard()  # the world moved on while it was forked
+                return
+            self.waiting.append(spare)
+
+    def _short(self) -> bool:
+        self.waiting = [s for s in self.waiting if s.waiting]
+        return len(self.waiting) < self.spares_wanted
+
+    def _take_spare(self) -> Spare | None:
+        while self.waiting:
+            spare = self.waiting.pop(0)
+            if spare.waiting:
+                return spare
+        return None
 
     def _spare_exited(self, spare: Spare, unexpected: bool) -> None:
         self.spares.discard(spare)
-        if self.spare is spare:
-            self.spare = None
+        if spare in self.waiting:
+            self.waiting.remove(spare)
         if unexpected:
             lived = (time.monotonic_ns() - spare.created_at) / 1e9
             self.say(f"spare pid {spare.pid} died while waiting, after {lived:.1f} s")
@@ -375,7 +388,7 @@ class ZygotePool:
                 self.refill()  # else the next upgrade's end does: no fork loop
 
     def _drop_spare(self) -> None:
-        """Let the waiting spare go (it exits on EOF and is reaped in the background)."""
-        spare, self.spare = self.spare, None
-        if spare is not None:
+        """Let the waiting spares go (each exits on EOF and is reaped in the background)."""
+        waiting, self.waiting = self.waiting, []
+        for spare in waiting:
             spare.discard()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,26 @@ def test_probe_without_a_claim_can_land_on_the_old_generation(tmp_path: Path) ->
 
     with pytest.raises(ProbeFailed, match="no answer of our own"):
         asyncio.run(run())
+
+
+def test_a_claim_on_an_inherited_blocking_listener_never_waits(tmp_path: Path) -> None:
+    """Listeners arrive blocking (LISTEN_FDS); a claim that finds the queue empty (another
+    process took the probe's connection) must return at once, not block the event loop."""
+
+    async def run() -> tuple[bool, bool]:
+        listener = _listener(socket.AF_INET, tmp_path)
+        listener.setblocking(True)
+        new = GenerationServer(_app, [listener], generation=2)
+        await new.start()
+        nonblocking = not listener.getblocking()
+        listener.settimeout(5.0)  # blocking again (a regression would wait out these 5 s)
+        began = time.monotonic()
+        result = new.claim(listener, ("127.0.0.1", 1)) or time.monotonic() - began > 1.0
+        await new.stop_accepting()
+        await new.drain(0.0, 1.0)
+        await new.shutdown_lifespan()
+        listener.close()
+        return nonblocking, result
+
+    nonblocking, result = asyncio.run(asyncio.wait_for(run(), 30))
+    assert nonblocking and result is False

@@ -301,6 +301,10 @@ class GenerationServer:
     async def start(self) -> None:
         """Run the app's lifespan startup. Nothing is accepted from the shared listeners yet:
         until the self-probe passes, only the probe's claims take connections (``serve``)."""
+        for sock in self.sockets:
+            # before any claim: a blocking accept() on a queue another process emptied would
+            # stop this event loop until the next connection arrives (two workers proving at once)
+            sock.setblocking(False)
         self.lifespan = self.config.lifespan_class(self.config)
         await self.lifespan.startup()
         if self.lifespan.should_exit:
@@ -310,7 +314,6 @@ class GenerationServer:
         """Proven: accept client connections from the shared listeners from now on."""
         loop = asyncio.get_running_loop()
         for sock in self.sockets:
-            sock.setblocking(False)
             self.servers.append(await loop.create_server(self._new_protocol, sock=sock, backlog=2048))
 
     def _new_protocol(self) -> asyncio.Protocol:
@@ -326,6 +329,7 @@ class GenerationServer:
         """Accept from ``listener`` now, until the connection from ``peer`` is taken; serve all
         that were accepted. True when ``peer``'s connection was among them (see ``_probe``)."""
         loop = asyncio.get_running_loop()
+        listener.setblocking(False)  # never wait in accept(): an empty queue means "not ours"
         for _ in range(CLAIM_LIMIT):
             try:
                 conn, address = listener.accept()

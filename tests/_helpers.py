@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import pytest
 
 T = TypeVar("T")
 
@@ -45,3 +48,25 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict
             return answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def require(binary: str, package: str) -> str:
+    """The path of ``binary``; skip the test with the install line when it is missing, or fail
+    under CI (where .ci/run installs it)."""
+    path = shutil.which(binary)
+    if path is None:
+        reason = f"{binary} not installed (apt-get install -y {package}); .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, and CI must not skip this test")
+        pytest.skip(reason)
+    return path
+
+
+def serving_pids(server: Any) -> dict[int, int]:
+    """Worker index -> pid of the serving generation's serving workers (``ctl status``)."""
+    status = server.status()
+    return {
+        g["worker"]: g["pid"]
+        for g in status["generations"]
+        if g["generation"] == status["serving_generation"] and g["state"] == "serving"
+    }

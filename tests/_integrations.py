@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from tests._helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-T = TypeVar("T")
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 WSGI_APP = """
@@ -53,16 +53,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(what: str, predicate: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def get(url: str, timeout: float = 5.0) -> bytes | None:
@@ -104,7 +94,7 @@ class Server:
             self.proc = subprocess.Popen(
                 self.argv, cwd=self.tmp, env=self.env, stdout=log, stderr=log, start_new_session=True
             )
-        wait_for("the server's first answer", lambda: get(self.url), 60)
+        wait_for(lambda: get(self.url), 60, "the server's first answer")
         return self
 
     @property
@@ -126,17 +116,17 @@ class Server:
 
     def wait_records(self, n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         return wait_for(
-            f"{n} upgrade records\n{self.log_text()}",
             lambda: self.records() if len(self.records()) >= n else None,
             timeout,
+            f"{n} upgrade records\n{self.log_text()}",
         )
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
     def metrics(self) -> str:
-        address = wait_for("the debug address", lambda: self.state().get("debug_address"), 30)
-        body = wait_for("/metrics", lambda: get(f"http://{address}/metrics"), 30)
+        address = wait_for(lambda: self.state().get("debug_address"), 30, "the debug address")
+        body = wait_for(lambda: get(f"http://{address}/metrics"), 30, "/metrics")
         return body.decode()
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30.0) -> int | None:

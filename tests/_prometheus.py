@@ -6,7 +6,6 @@ Skips when the binary is missing, except under CI (CI is set), where that is a f
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -17,19 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests._helpers import require
 
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def require(binary: str, package: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        reason = f"{binary} not installed (apt-get install -y {package}); .ci/run installs it"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and CI must not skip this test")
-        pytest.skip(reason)
-    return path
 
 
 def _free_port() -> int:

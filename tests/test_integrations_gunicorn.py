@@ -19,6 +19,7 @@ import pytest
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.telemetry import read_spans
 from tests import _integrations as it
+from tests._helpers import wait_for
 from tests._prometheus import Prometheus
 
 GUNICORN = it.BIN / "gunicorn"
@@ -40,7 +41,7 @@ def traces(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def check_trace(server: it.Server, record: dict[str, Any], master: int) -> list[dict[str, Any]]:
-    found = it.wait_for("the upgrade's trace", lambda: traces(server.run_dir) or None, 30)
+    found = wait_for(lambda: traces(server.run_dir) or None, 30, "the upgrade's trace")
     assert len(found) == 1, found.keys()
     spans = next(iter(found.values()))
     names = sorted(s["name"] for s in spans)
@@ -56,15 +57,17 @@ def check_trace(server: it.Server, record: dict[str, Any], master: int) -> list[
 
 def test_hup_under_load_is_one_trace_one_record_and_the_gap_is_measured(tmp_path: Path) -> None:
     with gunicorn(tmp_path) as server:
-        master = it.wait_for("state.json", lambda: server.state().get("master_pid"))
+        master = wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
         load = LoadGenerator(f"127.0.0.1:{server.port}", concurrency=4, rate=200).start()
         try:
-            it.wait_for("load", lambda: len(load.results) > 20)
+            wait_for(lambda: len(load.results) > 20, 60, "load")
             old = it.children(master)
             assert server.proc is not None
             server.proc.send_signal(signal.SIGHUP)
             [record] = server.wait_records(1)
-            it.wait_for("requests after the upgrade", lambda: len(load.results) > 50 + len(load.results) // 2)
+            wait_for(
+                lambda: len(load.results) > 50 + len(load.results) // 2, 60, "requests after the upgrade"
+            )
         finally:
             results = load.stop()
         assert record["outcome"] == "success" and record["server"] == "gunicorn"
@@ -87,22 +90,22 @@ def test_hup_under_load_is_one_trace_one_record_and_the_gap_is_measured(tmp_path
 
 def test_usr2_new_master_records_the_upgrade_joined_through_env_orig(tmp_path: Path) -> None:
     with gunicorn(tmp_path, "--pid", "{tmp}/g.pid") as server:
-        old_master = it.wait_for("state.json", lambda: server.state().get("master_pid"))
-        old_workers = it.wait_for("two workers", lambda: it.n_children(old_master, 2))
+        old_master = wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
+        old_workers = wait_for(lambda: it.n_children(old_master, 2), 60, "two workers")
         load = LoadGenerator(f"127.0.0.1:{server.port}", concurrency=4, rate=200).start()
         try:
-            it.wait_for("load", lambda: len(load.results) > 20)
+            wait_for(lambda: len(load.results) > 20, 60, "load")
             assert server.proc is not None
             server.proc.send_signal(signal.SIGUSR2)
             pid2 = tmp_path / "g.pid.2"
-            new_master = it.wait_for("the new master", lambda: pid2.exists() and int(pid2.read_text() or 0))
-            new_workers = it.wait_for("its workers", lambda: it.n_children(new_master, 2))
+            new_master = wait_for(lambda: pid2.exists() and int(pid2.read_text() or 0), 60, "the new master")
+            new_workers = wait_for(lambda: it.n_children(new_master, 2), 60, "its workers")
 
             def served_by_new() -> bool:
                 body = it.get(server.url)
                 return body is not None and json.loads(body)["pid"] in new_workers
 
-            it.wait_for("an answer from a new worker", served_by_new)
+            wait_for(served_by_new, 60, "an answer from a new worker")
             server.proc.send_signal(signal.SIGTERM)  # the old master leaves gracefully
             [record] = server.wait_records(1)
         finally:
@@ -113,7 +116,7 @@ def test_usr2_new_master_records_the_upgrade_joined_through_env_orig(tmp_path: P
         assert record["service_gap_ms"] == 0  # the new workers served before the old ones stopped
         spans = check_trace(server, record, new_master)
         assert {s["resource"]["process.pid"] for s in spans if s["name"] == "drain"} == old_workers
-        assert it.wait_for("the new master's state", lambda: server.state().get("master_pid") == new_master)
+        assert wait_for(lambda: server.state().get("master_pid") == new_master, 60, "the new master's state")
         assert error_counts(results)["refused"] == 0
         server.proc.wait(30)
         server.stop()  # the new master (same process group)
@@ -130,7 +133,7 @@ def test_a_users_own_hooks_still_run(tmp_path: Path) -> None:
         "swapprof_gunicorn.install(globals())\n"
     )
     with gunicorn(tmp_path, config=str(tmp_path / "gunicorn_conf.py")) as server:
-        it.wait_for("state.json", lambda: server.state().get("master_pid"))
+        wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
         assert server.proc is not None
         server.proc.send_signal(signal.SIGHUP)
         [record] = server.wait_records(1, timeout=60)
@@ -142,7 +145,7 @@ def test_a_users_own_hooks_still_run(tmp_path: Path) -> None:
 
 def test_prometheus_scrapes_the_masters_metrics(tmp_path: Path) -> None:
     with gunicorn(tmp_path) as server:
-        address = it.wait_for("the debug address", lambda: server.state().get("debug_address"))
+        address = wait_for(lambda: server.state().get("debug_address"), 60, "the debug address")
         with Prometheus({"gunicorn": [address]}) as prometheus:
             prometheus.wait_value('swapprof_generation{job="gunicorn"}', lambda v: v == 1)
             assert server.proc is not None

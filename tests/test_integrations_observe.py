@@ -21,6 +21,7 @@ from swapprof.integrations._stitch import Stitcher
 from swapprof.integrations._timeline import Timeline
 from swapprof.telemetry import read_spans
 from tests import _integrations as it
+from tests._helpers import wait_for
 
 UVICORN = it.BIN / "uvicorn"
 
@@ -39,12 +40,12 @@ def observe(tmp: Path) -> it.Server:
 @pytest.mark.skipif(not UVICORN.exists(), reason="needs uvicorn")
 def test_uvicorn_workers_hup_under_observe_is_one_trace_per_upgrade(tmp_path: Path) -> None:
     with observe(tmp_path) as server:
-        main = it.wait_for("state.json", lambda: server.state().get("master_pid"))
-        it.wait_for("two workers", lambda: it.n_spawned(main, 2))
+        main = wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
+        wait_for(lambda: it.n_spawned(main, 2), 60, "two workers")
         load = LoadGenerator(f"127.0.0.1:{server.port}", concurrency=4, rate=200).start()
         try:
             for n in (1, 2):
-                it.wait_for("load", lambda n=n: len(load.results) > 20 * n)  # type: ignore[misc]
+                wait_for(lambda n=n: len(load.results) > 20 * n, 60, "load")  # type: ignore[misc]
                 assert server.proc is not None
                 server.proc.send_signal(signal.SIGHUP)  # to the observer, which forwards it
                 records = server.wait_records(n)
@@ -66,7 +67,7 @@ def test_uvicorn_workers_hup_under_observe_is_one_trace_per_upgrade(tmp_path: Pa
             roots = [t for t in found.values() if any(s["name"] == "swapprof.upgrade" for s in t)]
             return found if len(roots) == 2 else None
 
-        by_trace = it.wait_for("two traces", traces, 30)
+        by_trace = wait_for(traces, 30, "two traces")
         for record in records:
             [spans] = [
                 t for t in by_trace.values()
@@ -135,7 +136,7 @@ def test_events_round_trip_and_never_raise(tmp_path: Path) -> None:
     try:
         sender = ev.Sender(receiver.path)
         assert sender.send(ev.event(ev.SERVED, 5, index=1))
-        [message] = it.wait_for("the event", receiver.drain)
+        [message] = wait_for(receiver.drain, 60, "the event")
         assert message["event"] == "served" and message["ns"] == 5 and message["index"] == 1
         sender.close()
     finally:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from swapprof.pprof import PprofServer, serve
+from tests._helpers import require
 
 UNITS = {
     "": 1,
@@ -35,13 +35,7 @@ UNITS = {
 
 @pytest.fixture(scope="module")
 def go() -> str:
-    found = shutil.which("go")
-    if found is None:
-        reason = "Go is not installed (apt-get install golang-go): go tool pprof cannot be tested"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return require("go", "golang-go")
 
 
 def swapprof_go_busy_leaf(stop: threading.Event) -> None:

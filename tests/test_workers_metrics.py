@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from swapprof.testing import ServerProcess
-from tests._helpers import http_get, wait_for
+from tests._helpers import http_get, serving_pids, wait_for
 
 # The demo app, plus a prometheus_client counter of its own: one increment per GET /hit.
 COUNTING_APP = """
@@ -88,15 +88,6 @@ def _app_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _serving(server: ServerProcess) -> dict[int, int]:
-    status = server.status()
-    return {
-        g["worker"]: g["pid"]
-        for g in status["generations"]
-        if g["generation"] == status["serving_generation"] and g["state"] == "serving"
-    }
-
-
 def test_every_worker_at_the_master_and_counters_never_go_back(tmp_path: Path) -> None:
     args = ["--workers", "2", "--app-dir", str(_app_dir(tmp_path)), "--drain-grace", "0.1"]
     with ServerProcess("countingapp:app", args=args) as server:
@@ -119,9 +110,9 @@ def test_every_worker_at_the_master_and_counters_never_go_back(tmp_path: Path) -
 
         # (a) a SIGKILLed worker is replaced: its counts so far stay in worker="1"'s series
         before = per_worker(watch.check(), "cpython_gc_collections_total")
-        old_pid = _serving(server)[1]
+        old_pid = serving_pids(server)[1]
         os.kill(old_pid, signal.SIGKILL)
-        wait_for(lambda: _serving(server).get(1, old_pid) != old_pid, what="worker 1 replaced")
+        wait_for(lambda: serving_pids(server).get(1, old_pid) != old_pid, what="worker 1 replaced")
         wait_for(
             lambda: per_worker(watch.check(), "cpython_gc_collections_total")["1"] > before["1"],
             what="the replacement's collections added to worker 1's",
@@ -160,7 +151,7 @@ def test_a_wedged_worker_does_not_stall_the_masters_metrics(tmp_path: Path) -> N
             lambda: set(per_worker(scrape(debug), "process_cpu_seconds_total")) == {"0", "1"},
             what="both workers read",
         )
-        stopped = _serving(server)[1]
+        stopped = serving_pids(server)[1]
         os.kill(stopped, signal.SIGSTOP)
         try:
             started = time.monotonic()

@@ -5,36 +5,14 @@ a long profile does not hold up other requests. Real processes, real sockets, re
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from swapprof.pprof import read_profile
 from swapprof.testing import ServerProcess
-from tests._helpers import http_get, wait_for
-
-
-def _go() -> str | None:
-    found = shutil.which("go")
-    if found is None:
-        reason = "Go is not installed (apt-get install golang-go): go tool pprof cannot be tested"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
-
-
-def _serving(server: ServerProcess) -> dict[int, int]:
-    status = server.status()
-    return {
-        g["worker"]: g["pid"]
-        for g in status["generations"]
-        if g["generation"] == status["serving_generation"] and g["state"] == "serving"
-    }
+from tests._helpers import http_get, require, serving_pids, wait_for
 
 
 def _workers_of(profile: Any) -> set[str]:
@@ -45,7 +23,7 @@ def test_pprof_through_the_master_with_two_workers(tmp_path: Path) -> None:
     with ServerProcess(args=["--workers", "2"]) as server:
         root = f"http://{server.status()['debug_address']}/debug"
         base = f"{root}/pprof"
-        pids = _serving(server)
+        pids = serving_pids(server)
         wait_for(lambda: (server.run_dir / "private" / "gen-1.1.sock").exists(), what="worker 1's socket")
 
         status, headers, body = http_get(f"{base}/profile?seconds=1&worker=1&mode=wall")
@@ -98,7 +76,7 @@ def test_pprof_through_the_master_with_two_workers(tmp_path: Path) -> None:
             slow.join()
         assert answers[0][0] == 200
 
-    go = _go()
+    go = require("go", "golang-go")
     env = {**os.environ, "HOME": str(tmp_path), "PPROF_TMPDIR": str(tmp_path), "PPROF_NO_BROWSER": "1"}
     done = subprocess.run(
         [go, "tool", "pprof", "-raw", str(tmp_path / "merged.pb.gz")],
@@ -117,7 +95,7 @@ def test_one_worker_needs_no_parameter_and_the_token_applies() -> None:
         auth = {"Authorization": "Bearer s3cret"}
         assert http_get(f"{base}/debug/pprof/goroutine?worker=0")[0] == 401
         assert http_get(f"{base}/debug/swapprof/gc")[0] == 401
-        pid = _serving(server)[0]
+        pid = serving_pids(server)[0]
         wait_for(lambda: (server.run_dir / "private" / "gen-1.0.sock").exists(), what="worker 0's socket")
         status, headers, body = http_get(f"{base}/debug/pprof/goroutine", headers=auth)
         assert status == 200 and headers["X-Swapprof-Pid"] == str(pid)

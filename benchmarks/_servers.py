@@ -104,8 +104,12 @@ class Swapprof:
 
 
 class Peer:
-    def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
-        self.name, self.argv, self.port, self.log = name, argv, port, log
+    """A peer server with ``workers`` worker processes. An upgrade is done when that many new
+    worker pids serve and every old one is gone; children that live on through upgrades (such
+    as uvicorn's resource tracker) are allowed for."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log: Path, workers: int = 1) -> None:
+        self.name, self.argv, self.port, self.log, self.workers = name, argv, port, log, workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> str:
@@ -118,12 +122,13 @@ class Peer:
     def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
         assert self.proc is not None
         old = children(self.proc.pid)
+        helpers = max(0, len(old) - self.workers)
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGHUP)
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             now = children(self.proc.pid)
-            if now and not (now & old):
+            if len(now - old) >= self.workers and len(now & old) <= helpers:
                 wait_answer(f"http://127.0.0.1:{self.port}/", deadline - time.monotonic())
                 return {
                     "ms": (time.monotonic() - t0) * 1000,

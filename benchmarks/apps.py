@@ -21,7 +21,6 @@ benchmarks/results/apps.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import _hops
 import _wrk
-from _common import machine, precompile, table, write
+from _common import logs_on_failure, machine, precompile, table, write
 from _hello_apps import App
 from _hello_apps import write as write_apps
 from _servers import Swapprof, peers_for, survives_hup
@@ -242,14 +241,9 @@ def main() -> int:
         load = wait_for_quiet(args.max_load)
         started = time.monotonic()
         results = {}
-        try:
+        with logs_on_failure(logs):
             for app in apps:
                 results[app.name] = bench_app(app, args, logs)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                for log in sorted(logs.iterdir()):
-                    print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
-            raise
         load["at_end"] = os.getloadavg()
     print(report(results))
     path = write(

@@ -15,7 +15,6 @@ Prints tables and writes benchmarks/results/workers.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -26,40 +25,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _wrk
-from _common import machine, table, write
+from _common import logs_on_failure, machine, table, write
 from _hello_apps import App
 from _hello_apps import write as write_apps
-from _servers import BIN, Peer, Swapprof, children, free_port, wait_answer
+from _servers import BIN, Peer, Swapprof, free_port
 from apps import measure, pyc_facts, summarize, wait_for_quiet
 
 WORKERS = 2
 PRELOAD = {"fastapi": "fastapi,pydantic", "demo": "uvicorn"}  # what a user would list
 GOAL_RATIO = 0.95
 READY_GOAL = 1.5
-
-
-class WorkersPeer(Peer):
-    """A peer with N workers: an upgrade is done when N new worker pids serve and every old one
-    is gone (helpers that live on, such as a resource tracker, are allowed for)."""
-
-    def __init__(self, name: str, argv: list[str], port: int, log: Path, workers: int) -> None:
-        super().__init__(name, argv, port, log)
-        self.workers = workers
-
-    def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
-        assert self.proc is not None
-        old = children(self.proc.pid)
-        helpers = max(0, len(old) - self.workers)
-        t0 = time.monotonic()
-        self.proc.send_signal(1)  # SIGHUP
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            now = children(self.proc.pid)
-            if len(now - old) >= self.workers and len(now & old) <= helpers:
-                wait_answer(f"http://127.0.0.1:{self.port}/", deadline - time.monotonic())
-                return {"ms": (time.monotonic() - t0) * 1000, "ok": True}
-            time.sleep(0.01)
-        return {"ms": (time.monotonic() - t0) * 1000, "ok": False, "detail": "old workers still there"}
 
 
 def servers_for(app: App, logs: Path, tag: str) -> dict[str, Any]:
@@ -72,11 +47,11 @@ def servers_for(app: App, logs: Path, tag: str) -> dict[str, Any]:
     port = free_port()
     argv = [str(BIN / "uvicorn"), app.target, "--app-dir", str(app.app_dir), "--workers", str(WORKERS)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    found["uvicorn"] = WorkersPeer("uvicorn", argv, port, logs / f"{tag}-uvicorn.log", WORKERS)
+    found["uvicorn"] = Peer("uvicorn", argv, port, logs / f"{tag}-uvicorn.log", WORKERS)
     port = free_port()
     argv = [str(BIN / "gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "-w", str(WORKERS)]
     argv += ["--chdir", str(app.app_dir), "-b", f"127.0.0.1:{port}", app.target]
-    found["gunicorn"] = WorkersPeer("gunicorn", argv, port, logs / f"{tag}-gunicorn.log", WORKERS)
+    found["gunicorn"] = Peer("gunicorn", argv, port, logs / f"{tag}-gunicorn.log", WORKERS)
     return found
 
 
@@ -219,15 +194,10 @@ def main() -> int:
         logs.mkdir()
         load = wait_for_quiet(args.max_load)
         started = time.monotonic()
-        try:
+        with logs_on_failure(logs):
             parts = args.parts.split(",")
             results = {app.name: throughput(app, args, logs) for app in apps} if "throughput" in parts else {}
             ready = time_to_ready(written["demo"], args, logs) if "ready" in parts else {}
-        except BaseException:
-            with contextlib.suppress(Exception):
-                for log in sorted(logs.iterdir()):
-                    print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
-            raise
         load["at_end"] = os.getloadavg()
     print(report(results, ready))
     path = write(

@@ -253,6 +253,9 @@ def test_timed_profile_requests_are_capped_with_429_and_retry_after(server: Ppro
         _, headers, body = answer
         assert 1 <= int(headers["Retry-After"]) <= 5
         assert f"{MAX_TIMED_REQUESTS} timed profile requests are running".encode() in body
+        assert (
+            get(url_of(server, "/debug/pprof/heap?seconds=%2B1"))[0] == 429
+        )  # "+1", as the handlers read it
         assert get(url_of(server, "/debug/pprof/goroutine?debug=1"))[0] == 200  # untimed: never capped
     finally:
         for held in holders:

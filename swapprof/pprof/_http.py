@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from swapprof._auth import CHALLENGE, bearer_ok
-from swapprof.pprof._handlers import handle_pprof
+from swapprof.pprof._handlers import _atoi, handle_pprof
 from swapprof.pprof._heap import start_configured
 from swapprof.pprof._messages import PPROF, SWAPPROF, Request, Response, error
 from swapprof.pprof._settings import DEFAULT_SECONDS, JsonRoute, Settings, check_route
@@ -81,7 +81,7 @@ class Router:
             except Exception as exc:
                 return self.route_failed(name, exc)
             return self.json_response(name, value)
-        seconds = _duration(request)
+        seconds = _duration(request, self.settings.max_seconds)
         slot = self.slots.take(seconds) if seconds else None
         if seconds and slot is None:
             return error(
@@ -99,15 +99,16 @@ class Router:
                 self.slots.give(slot)
 
 
-def _duration(request: Request) -> float:
-    """Seconds a pprof request will hold its thread (0: it answers at once)."""
+def _duration(request: Request, max_seconds: int) -> float:
+    """Seconds a pprof request will hold its thread (0: it answers at once, or is refused).
+    ``seconds`` is read as the handlers read it (``_atoi``), so no spelling of it the handlers
+    accept (" 5", "+5") gets past the cap."""
     if not request.path.startswith(PPROF + "/"):
         return 0.0
-    text = request.query.get("seconds", "")
-    seconds = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else 0
-    if request.path == PPROF + "/profile":
-        return float(seconds or DEFAULT_SECONDS)
-    return float(seconds)
+    seconds = _atoi(request.query.get("seconds"))
+    if request.path == PPROF + "/profile" and (seconds is None or seconds <= 0):
+        return float(min(DEFAULT_SECONDS, max_seconds))  # Go's default, as ``cpu`` takes it
+    return float(seconds) if seconds is not None and 0 < seconds <= max_seconds else 0.0  # else 400
 
 
 async def _awaited(value: Any) -> Any:

@@ -15,15 +15,18 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail at the deadline."""
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 30.0, what: str | Callable[[], str] = "condition"
+) -> T:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail at the deadline;
+    ``what`` names the condition (a callable: asked at the deadline, to say what was last seen)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def fd_targets(pid: int) -> dict[int, str]:

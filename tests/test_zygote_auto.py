@@ -74,8 +74,10 @@ def _env(lib: Path) -> dict[str, str]:
 def _learned(server: ServerProcess, reports: int = 1) -> dict[str, Any]:
     """Wait until the zygote preloads what the generations reported and a spare waits."""
 
+    seen: list[Any] = [None]
+
     def settled() -> dict[str, Any] | None:
-        zygote = server.status()["zygote"]
+        zygote = seen[0] = server.status()["zygote"]
         if not zygote or not zygote["spare_pid"]:
             return None
         preload = zygote["preload"]
@@ -83,7 +85,9 @@ def _learned(server: ServerProcess, reports: int = 1) -> dict[str, Any]:
             return None
         return dict(zygote)
 
-    found: dict[str, Any] = wait_for(settled, timeout=90, what="a zygote with the learned modules")
+    found: dict[str, Any] = wait_for(
+        settled, timeout=90, what=lambda: f"a zygote with the learned modules; last seen: {seen[0]}"
+    )
     return found
 
 

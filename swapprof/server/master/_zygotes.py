@@ -75,6 +75,7 @@ class ZygotePool:
         self.run_dir, self.observer = run_dir, observer
         self.learned = LearnedPreload(run_dir, config.app, config.app_dir) if config.preload_auto else None
         self._held: set[str] = set()  # the learned modules the current zygote was asked to import
+        self._asking: set[str] = set()  # those a zygote being started was asked to import
         self._learn_pending = False
         self.listeners, self.names = listeners, names
         self.say, self.child_env, self.busy, self.stopping = say, child_env, busy, stopping
@@ -221,6 +222,7 @@ class ZygotePool:
             self._serial += 1
             fresh = Zygote(self.loop, self.log, self._serial)
             wanted = self.learned.wanted() if self.learned is not None else []
+            self._asking = set(wanted)  # a report meanwhile naming only these needs no other round
             learned = self._write_list(fresh.serial, wanted)
             self.zygotes.add(fresh)  # known to the stray reaper while it starts, serves and stops
             try:
@@ -283,10 +285,16 @@ class ZygotePool:
             return
         self.learned.merge(names)
         self._save()
-        if any(name not in self._held for name in self.learned.wanted()):
+        held = self._held | self._asking if self._replacing_now() else self._held
+        if any(name not in held for name in self.learned.wanted()):
             self._learn_pending = True
             if not self.busy():
                 self.refill()  # starts the learning zygote (after an upgrade, its end does)
+
+    def _replacing_now(self) -> bool:
+        """A zygote replacement runs -- other than the caller: the one that, done, refills."""
+        task = self._replacing
+        return task is not None and not task.done() and task is not asyncio.current_task()
 
     def _write_list(self, serial: int, wanted: list[str]) -> str | None:
         """The file the zygote reads its learned modules from (None: nothing learned yet)."""
@@ -338,8 +346,8 @@ class ZygotePool:
     def refill(self) -> None:
         """Fork the next spare in the background. Not a task the master cancels: cancelled
         mid-request it would leave a spare nobody knows of; ``stop`` waits for it instead."""
-        replacing = self._replacing is not None and not self._replacing.done()
-        if self._learn_pending and not self.stopping() and self.zygote is not None and not replacing:
+        learn = self._learn_pending and self.zygote is not None
+        if learn and not self.stopping() and not self._replacing_now():
             self._learn_pending = False
             self._replacing = self._run_task(self.replace())  # it refills when done
             return
@@ -350,11 +358,12 @@ class ZygotePool:
 
     async def _refill(self) -> None:
         """Fork spares one after the other until one per worker waits."""
-        zygote = self.zygote
-        while zygote is not None and not self.stopping() and self._short():
+        while (zygote := self.zygote) is not None and not self.stopping() and self._short():
             try:
                 spare = await zygote.spare(self._spare_exited)
             except (ZygoteError, OSError) as exc:
+                if self.zygote is not zygote:
+                    continue  # retired while it forked: ask the zygote that replaced it
                 kind = exc.kind if isinstance(exc, ZygoteError) else "os"
                 self.say(f"zygote {zygote.serial} could not fork a spare ({kind}): {exc}")
                 if kind in ("dead", "protocol"):
@@ -362,8 +371,8 @@ class ZygotePool:
                 return
             self.spares.add(spare)
             if self.zygote is not zygote or self.stopping() or not self._short():
-                spare.discard()  # the world moved on while it was forked
-                return
+                spare.discard()  # the world moved on while it was forked: a replaced zygote's
+                continue  # spare is not used, the new one is asked (its refill found us busy)
             self.waiting.append(spare)
 
     def _short(self) -> bool:

@@ -116,6 +116,16 @@ with ``bake_errors`` or ``bake_latency``), too little traffic to judge (passed b
 the parked old generation died (nothing to roll back to: the new one stays)."""
 BAKE_LOW_TRAFFIC_POLICIES: Final = ("pass", "extend")
 
+# ---------------------------------------------------------------- --preload auto
+DROP_IMPORT_FAILED: Final = "import_failed"
+DROP_THREAD: Final = "thread"
+DROP_OPEN_FDS: Final = "open_fds"
+DROP_APP_CODE: Final = "app_code"
+DROP_REASONS: Final = (DROP_IMPORT_FAILED, DROP_THREAD, DROP_OPEN_FDS, DROP_APP_CODE)
+"""Why a learned module was dropped from the zygote's preload (label ``reason`` of
+``swapprof.zygote.preload.dropped``). Only a failed import is undone by Python: the zygote's
+bytecode of such a module is still held (``server.zygote._bytecode``)."""
+
 # ---------------------------------------------------------------- the run directory
 ENV_RUN_DIR: Final = "SWAPPROF_RUN_DIR"
 DEFAULT_RUN_DIR: Final = ".swapprof"

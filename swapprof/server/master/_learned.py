@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from swapprof._vocabulary import DROP_IMPORT_FAILED
 from swapprof.server._rundir import RunDir
 
 VERSION = 1
@@ -79,6 +80,11 @@ class LearnedPreload:
     def wanted(self) -> list[str]:
         """What the next zygote imports, checked: the learned modules not dropped."""
         return [m for m in self.modules if m not in self.dropped]
+
+    def code_only(self) -> list[str]:
+        """The learned modules whose import failed in a zygote (Django's models, needing the
+        project's settings): the next zygote holds their bytecode only (``zygote._bytecode``)."""
+        return [m for m in self.modules if self.dropped.get(m, {}).get("reason") == DROP_IMPORT_FAILED]
 
     def relearn(self) -> None:
         """A dependency changed on disk: try every module again; the next report replaces the set."""

@@ -139,6 +139,7 @@ class ZygotePool:
             "declared": list(self.preload),
             "modules": hello.get("modules"),  # files watched: everything it imported
             "learned_loaded": int(hello.get("learned") or 0),
+            "code_held": int(hello.get("code_held") or 0),  # import_failed ones: bytecode only
             "learning": self._learn_pending or (self._replacing is not None and not self._replacing.done()),
         }
         if self.learned is not None:
@@ -302,7 +303,7 @@ class ZygotePool:
             return None
         path = self.run_dir.zygote_preload(serial)
         try:
-            self.run_dir.write_json(path, {"modules": wanted})
+            self.run_dir.write_json(path, {"modules": wanted, "code_only": self.learned.code_only()})
         except OSError as exc:
             self.say(f"cannot write {path}: {exc}; zygote {serial} preloads nothing learned")
             return None

@@ -23,17 +23,19 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from swapprof._vocabulary import DROP_APP_CODE, DROP_IMPORT_FAILED, DROP_OPEN_FDS, DROP_THREAD
 from swapprof.server.generation._imported import AppCode
 
-IMPORT_FAILED, THREAD, OPEN_FDS, APP_CODE = "import_failed", "thread", "open_fds", "app_code"
+IMPORT_FAILED, THREAD, OPEN_FDS, APP_CODE = DROP_IMPORT_FAILED, DROP_THREAD, DROP_OPEN_FDS, DROP_APP_CODE
 UNDOABLE = frozenset({IMPORT_FAILED})
 
 
-def read_list(path: str) -> list[str]:
-    """The module names in the zygote's preload file (``[]`` when it is unreadable)."""
+def read_list(path: str, key: str = "modules") -> list[str]:
+    """The module names under ``key`` in the zygote's preload file (``[]`` when it is unreadable):
+    ``modules`` to import, ``code_only`` whose bytecode to hold (``_bytecode``)."""
     try:
         with open(path, encoding="utf-8") as f:
-            names = json.load(f).get("modules", [])
+            names = json.load(f).get(key, [])
     except (OSError, ValueError, AttributeError):
         return []
     return [n for n in names if isinstance(n, str) and n]

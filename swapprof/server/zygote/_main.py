@@ -31,7 +31,7 @@ import os
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from swapprof.server._contract import (
@@ -259,13 +259,17 @@ def _warm_up() -> None:
 
 
 def serve(
-    sock: socket.socket, loaded: set[str], started_ns: int | None = None, hello: dict[str, Any] | None = None
+    sock: socket.socket,
+    loaded: set[str],
+    started_ns: int | None = None,
+    hello: dict[str, Any] | None = None,
+    also_watch: Iterable[str] = (),
 ) -> int:
     import gc
 
     _warm_up()
 
-    stamps = FileStamps(module_files(loaded), not_after_ns=started_ns)
+    stamps = FileStamps(module_files(loaded) | set(also_watch), not_after_ns=started_ns)
     # Move everything preloaded out of the collector's reach: a forked generation's first
     # collections then do not walk (and copy-on-write fault in) the whole inherited heap.
     gc.collect()
@@ -337,10 +341,12 @@ def main() -> int:
         _send(sock, {"ready": False, "error": "preload failed: " + "; ".join(failed), "kind": "preload"})
         return 1
     hello = None
+    held: list[str] = []
     learned = os.environ.pop(ENV_PRELOAD_LEARNED, "")
     if learned:  # --preload auto: what the serving generation imported, one module at a time
         from swapprof.server.generation._imported import AppCode
-        from swapprof.server.zygote._learned import import_checked, read_list, unsafe
+        from swapprof.server.zygote import _bytecode
+        from swapprof.server.zygote._learned import IMPORT_FAILED, import_checked, read_list, unsafe
 
         loaded, dropped = import_checked(read_list(learned), AppCode.from_contract(_contract()))
         culprits = unsafe(dropped)
@@ -348,8 +354,10 @@ def main() -> int:
             error = "; ".join(f"{name}: {why['detail']}" for name, why in culprits.items())
             _send(sock, {"ready": False, "error": error, "kind": "unsafe", "dropped": dropped})
             return 1
-        hello = {"learned": loaded, "dropped": dropped}
-    return serve(sock, set(sys.modules) - already, started_ns, hello)
+        failed_here = [name for name, why in dropped.items() if why["reason"] == IMPORT_FAILED]
+        held = _bytecode.install(_bytecode.hold([*read_list(learned, "code_only"), *failed_here]))
+        hello = {"learned": loaded, "dropped": dropped, "code_held": len(held)}
+    return serve(sock, set(sys.modules) - already, started_ns, hello, held)
 
 
 def _contract() -> Any:

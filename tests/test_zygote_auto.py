@@ -116,6 +116,9 @@ def test_django_forks_from_a_zygote_holding_django_db_and_app_changes_take_effec
         urls.write_text(urls.read_text().replace("hello v1", "hello v2"))  # app code changed
         second = server.upgrade()
         answer = _site(server)
+        # forked from the zygote, worker 0 lists the pages it copied, for the next spare (_cow)
+        pages = wait_for(lambda: list((server.run_dir / "handoff").glob("pages-*.json")), what="a pages list")
+        copied = json.loads(pages[0].read_text())["runs"]
         status = server.status()
         spans = wait_for(
             lambda: [s for s in read_spans(server.run_dir / "spans.jsonl") if s["name"] == "spawn"][-1:],
@@ -137,6 +140,7 @@ def test_django_forks_from_a_zygote_holding_django_db_and_app_changes_take_effec
     )
     assert zygote["rss_kb"] and zygote["spare_rss_kb"]
     assert spans[0]["attributes"]["swapprof.zygote.learned"] is True
+    assert copied
 
 
 THREADLIB = (

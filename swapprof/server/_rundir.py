@@ -11,13 +11,15 @@
     RUN_DIR/handoff/reload-N.W.json the modules ``ctl reload`` asks worker W of generation N to reload
     RUN_DIR/handoff/imported-N.W.json the non-app modules worker W of generation N imported
     RUN_DIR/handoff/zygote-S.preload.json the learned modules zygote S imports, one at a time
+    RUN_DIR/handoff/pages-Z.json  the pages a generation forked from zygote Z copied from it (``_cow``)
     RUN_DIR/preload.json          what ``--preload auto`` learned and dropped (a restarted master
                                   starts its zygote warm from it)
     RUN_DIR/private/gen-N.W.sock  worker W of generation N's private endpoint, for the master only
                                   (0600 in a 0700 directory; the worker removes it at exit)
 
 Writes are atomic (a temporary file renamed over the target) where a reader may look at any
-time. The master writes; generations read their handoff files and write only their ``imported`` list.
+time. The master writes; generations read their handoff files and write only their ``imported`` list and,
+forked from a zygote, its ``pages``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ class RunDir:
 
     def zygote_preload(self, serial: int) -> Path:
         return self.path / HANDOFF_DIR / f"zygote-{serial}.preload.json"
+
+    def cow_pages(self, zygote_pid: int) -> Path:
+        return self.path / HANDOFF_DIR / f"pages-{zygote_pid}.json"
 
     @property
     def learned(self) -> Path:

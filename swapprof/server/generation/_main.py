@@ -194,7 +194,7 @@ async def _serve(
     private = endpoint(contract.run_dir, generation, c.worker_index(), server.middleware.debug_routes)
     if private is not None:
         await private.start()  # the master's way in: /metrics, /debug/* (after READY: off the switch)
-    reports = [_report_imports(loop, contract, generation, notifier)]
+    reports = [_report_pages(loop), _report_imports(loop, contract, generation, notifier)]
     from swapprof.server.generation._parking import serve_until_stopped
 
     retired = await serve_until_stopped(server, contract, notifier, stop, telemetry)
@@ -233,6 +233,16 @@ def _report_imports(loop: Any, contract: GenerationContract, generation: int, no
     from swapprof.server.generation._imported import report
 
     return loop.run_in_executor(None, report, contract, generation, 0, notifier)
+
+
+def _report_pages(loop: Any) -> Any:
+    """Forked from a zygote: worker 0 lists the pages it copied from it, for the next spare to
+    copy ahead (``_cow``), in a thread."""
+    from swapprof.server import _cow
+
+    if _cow.report_to is None or c.worker_index() != 0:
+        return None
+    return loop.run_in_executor(None, _cow.report, _cow.report_to)
 
 
 def _reload(reloader: Any) -> None:

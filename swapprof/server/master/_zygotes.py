@@ -117,6 +117,7 @@ class ZygotePool:
             await spare.stop()
         if self.zygote is not None:
             await self.zygote.stop()
+            self._forget(self.zygote)
             self.zygote = None
         if self.strays is not None:
             self.strays.stop()
@@ -258,6 +259,7 @@ class ZygotePool:
         self.say(f"zygote {fresh.serial} (pid {fresh.process.pid}) preloaded {declared}{learned_note}")
         if old is not None:
             await old.retire()
+            self._forget(old)
             self.zygotes.discard(old)
         if not self.busy():
             self.refill()  # (during an upgrade, its end refills)
@@ -270,7 +272,14 @@ class ZygotePool:
         old, self.zygote = self.zygote, None
         if old is not None:
             await old.stop()
+            self._forget(old)
             self.zygotes.discard(old)
+
+    def _forget(self, zygote: Zygote) -> None:
+        """A zygote is gone: so is the list of pages its generations copied (``server._cow``)."""
+        if zygote.process.pid:
+            with contextlib.suppress(OSError):
+                self.run_dir.cow_pages(zygote.process.pid).unlink()
 
     # ---------------------------------------------------------------- learning (--preload auto)
     def stage(self, gen: Generation, stage: str) -> None:

@@ -28,19 +28,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import struct
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from swapprof.server import _cow
 from swapprof.server._contract import (
     ENV_LISTEN_PID,
     ENV_PRELOAD,
     ENV_PRELOAD_BASE,
     ENV_PRELOAD_LEARNED,
+    ENV_RUN_DIR,
     ENV_ZYGOTE_FD,
 )
+from swapprof.server._rundir import RunDir
 from swapprof.server.zygote._filewatch import FileStamps
 
 if TYPE_CHECKING:
@@ -168,21 +172,36 @@ def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | No
     return worker_main(loop)
 
 
+def _pages_file() -> str | None:
+    """Where a generation forked from this zygote lists the pages it copied (``_cow``)."""
+    run_dir = os.environ.get(ENV_RUN_DIR)
+    return str(RunDir(run_dir).cow_pages(os.getpid())) if run_dir else None
+
+
 def _generation(zygote_fds: list[int], out_fd: int, env: dict[str, str]) -> Callable[[], int]:
+    pages = _pages_file()
+
     def child() -> int:
         _detach(zygote_fds, out_fd)
+        _cow.report_to = pages
         return _become_generation(env)
 
     return child
 
 
 def _spare(zygote_fds: list[int], out_fd: int, ctl_fd: int) -> Callable[[], int]:
-    """A pre-forked generation: warm the start-up path, then wait for the environment."""
+    """A pre-forked generation: warm the start-up path, copy ahead the pages an earlier generation
+    of this zygote copied (``_cow``), then wait for the environment."""
+    pages = _pages_file()
 
     def child() -> int:
         _detach(zygote_fds, out_fd)
+        _cow.report_to = pages
         ctl = socket.socket(fileno=ctl_fd)
         loop = warm_generation_path()
+        if pages is not None:
+            with contextlib.suppress(Exception):  # best effort: the generation faults them in
+                _cow.populate(_cow.read(pages), stop=lambda: bool(select.select([ctl], [], [], 0)[0]))
         while True:
             try:
                 data = ctl.recv(MAX_MESSAGE)

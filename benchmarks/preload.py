@@ -9,11 +9,11 @@ load (3 keep-alive + 2 new-connection clients on ``/``):
   generation 1's reports, the learning upgrade's, and then holds what they imported);
   time_to_ready and upgrade_total as the master records them, phases, client errors, and the
   memory of the zygote and its waiting spare;
-- the peer on the same app: gunicorn ``-k uvicorn.workers.UvicornWorker -w 1``, SIGHUPed:
-  signal -> every old worker gone, a new one answering (what ``ctl upgrade --wait`` waits for).
-  uvicorn ``--workers 2`` HUP is not measured: its supervisor keeps a child that is no worker,
-  so "every old child gone" never holds (the one run that tried waited out 60 s per cycle).
-Prints a table and writes benchmarks/results/preload.json. Default run: about 5 minutes.
+- the peers on the same app, SIGHUPed: gunicorn ``-k uvicorn.workers.UvicornWorker -w 1`` and
+  uvicorn ``--workers 2`` (its supervisor restarts workers on HUP only with more than one; its
+  resource-tracker child, which lives on, is not counted): signal -> every old worker gone and
+  as many new ones answering (what ``ctl upgrade --wait`` waits for).
+Prints a table and writes benchmarks/results/preload.json. Default run: about 6 minutes.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from swapprof.testing import ServerProcess
 
 DEMO = App("demo", "swapprof.server.demo:app", Path.cwd(), "asgi")
 DECLARED = {"django": "django", "fastapi": "fastapi,pydantic", "demo": "uvicorn"}
+UVICORN_WORKERS = 2  # uvicorn restarts workers on SIGHUP only under its supervisor: --workers > 1
 
 
 def _load(address: str) -> list[LoadGenerator]:
@@ -127,6 +128,18 @@ def _peers(app: App, logs: Path) -> dict[str, Peer]:
     argv = [str(BIN / "gunicorn"), "-k", "uvicorn.workers.UvicornWorker", "-w", "1"]
     argv += ["--chdir", str(app.app_dir), "-b", f"127.0.0.1:{port}", app.target]
     peers["gunicorn HUP"] = Peer("gunicorn", argv, port, logs / f"{app.name}-gunicorn.log")
+    port = free_port()
+    argv = [
+        str(BIN / "uvicorn"),
+        app.target,
+        "--app-dir",
+        str(app.app_dir),
+        "--workers",
+        str(UVICORN_WORKERS),
+    ]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    log = logs / f"{app.name}-uvicorn.log"
+    peers[f"uvicorn --workers {UVICORN_WORKERS} HUP"] = Peer("uvicorn", argv, port, log, UVICORN_WORKERS)
     return peers
 
 

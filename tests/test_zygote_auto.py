@@ -212,3 +212,39 @@ def test_a_changed_dependency_replaces_the_zygote_and_a_restarted_master_starts_
     assert status["preload"]["learned_loaded"] > 0
     assert "learned preload:" in log
     assert record["spawn_mode"] == "fork" and record["zygote_learned"] is True
+
+
+ENVLIB = "import os\nMODE = os.environ.get('ENVLIB_MODE', 'default')  # read once, at import\n"
+ENVAPP = """
+import os
+
+os.environ["ENVLIB_MODE"] = "set-by-app"  # the app configures a library before importing it
+import envlib
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": envlib.MODE.encode()})
+"""
+
+
+def test_a_library_configured_by_the_app_before_its_import_sees_the_zygotes_environment(
+    tmp_path: Path,
+) -> None:
+    """Why ``auto`` is not the default (docs/zygote.md): exec'd, the library sees what the app
+    set; preloaded by ``auto``, it was imported in the zygote before the app ran."""
+    lib = _lib(tmp_path, envlib=ENVLIB)
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "envapp.py").write_text(ENVAPP)
+    args = ["--app-dir", str(app_dir), "--preload", "auto"]
+    with ServerProcess("envapp:app", args=args, env=_env(lib)) as server:
+        exec_answer = http_get(server.url + "/")[2]  # generation 1 was exec'd
+        _learned(server)
+        record = server.upgrade()
+        forked_answer = http_get(server.url + "/")[2]
+    assert exec_answer == b"set-by-app"
+    assert record["spawn_mode"] == "fork" and record["zygote_learned"] is True
+    assert forked_answer == b"default"

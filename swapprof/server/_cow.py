@@ -25,15 +25,20 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import struct
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterator
 
 from swapprof.server._libc import libc
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MADV_POPULATE_WRITE = 23
-_PRESENT, _EXCLUSIVE = 1 << 63, 1 << 56
-Runs = list[tuple[int, int]]  # (first page's address, pages)
+EINVAL = 22
+Runs = list[tuple[int, int]]  # (first page's address, pages), in address order
+
+# A pagemap entry's top byte holds bit 63 (present: 0x80) and bit 56 (exclusively mapped: 0x01);
+# each table maps that byte to b"1" when the page is wanted, so runs are found at C speed.
+_OWN = bytes(0x31 if b & 0x81 == 0x81 else 0x30 for b in range(256))
+_SHARED = bytes(0x31 if b & 0x81 == 0x80 else 0x30 for b in range(256))
 
 report_to: str | None = None
 """Set by the zygote in a forked generation: where that generation lists its copied pages."""
@@ -52,22 +57,14 @@ def _anonymous_private() -> list[tuple[int, int]]:
     return found
 
 
-def _pages(ranges: Iterable[tuple[int, int]], wanted: Callable[[int], bool]) -> Runs:
+def _pages(table: bytes) -> Runs:
     runs: Runs = []
     fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for start, end in ranges:
+        for start, end in _anonymous_private():
             data = os.pread(fd, (end - start) // PAGE * 8, start // PAGE * 8)
-            first = -1
-            for index, entry in enumerate(struct.iter_unpack("Q", data)):
-                if wanted(entry[0]):
-                    if first < 0:
-                        first = index
-                elif first >= 0:
-                    runs.append((start + first * PAGE, index - first))
-                    first = -1
-            if first >= 0:
-                runs.append((start + first * PAGE, len(data) // 8 - first))
+            flags = data[7::8].translate(table)
+            runs.extend((start + m.start() * PAGE, m.end() - m.start()) for m in re.finditer(b"1+", flags))
     finally:
         os.close(fd)
     return runs
@@ -75,7 +72,7 @@ def _pages(ranges: Iterable[tuple[int, int]], wanted: Callable[[int], bool]) -> 
 
 def copied() -> Runs:
     """The pages of this process's private anonymous memory that are its own (not shared)."""
-    return _pages(_anonymous_private(), lambda e: bool(e & _PRESENT and e & _EXCLUSIVE))
+    return _pages(_OWN)
 
 
 def report(path: str) -> int:
@@ -89,13 +86,27 @@ def report(path: str) -> int:
 
 
 def read(path: str) -> Runs:
-    """The runs in a report (``[]`` when there is none, or it is unreadable)."""
+    """The runs in a report, in address order (``[]`` when there is none, or it is unreadable)."""
     try:
         with open(path, encoding="utf-8") as f:
             runs = json.load(f).get("runs", [])
-        return [(int(start), int(n)) for start, n in runs]
+        return sorted((int(start), int(n)) for start, n in runs)
     except (OSError, ValueError, TypeError, AttributeError):
         return []
+
+
+def _overlap(a: Runs, b: Runs) -> Iterator[tuple[int, int]]:
+    """(start, end) addresses of what two address-ordered lists of runs have in common."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start = max(a[i][0], b[j][0])
+        a_end, b_end = a[i][0] + a[i][1] * PAGE, b[j][0] + b[j][1] * PAGE
+        if start < min(a_end, b_end):
+            yield start, min(a_end, b_end)
+        if a_end <= b_end:
+            i += 1
+        else:
+            j += 1
 
 
 def populate(runs: Runs, stop: Callable[[], bool] = lambda: False) -> int:
@@ -103,27 +114,14 @@ def populate(runs: Runs, stop: Callable[[], bool] = lambda: False) -> int:
     ``stop()`` is asked between runs: true, the rest is left (say, the spare is wanted now)."""
     if not runs:
         return 0
-    shared: set[int] = set()
-    for start, n in _pages(_anonymous_private(), lambda e: bool(e & _PRESENT and not e & _EXCLUSIVE)):
-        shared.update(range(start // PAGE, start // PAGE + n))
     madvise = libc.madvise
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     done = 0
-    for start, n in runs:
+    for start, end in _overlap(runs, _pages(_SHARED)):
         if stop():
             break
-        first = start // PAGE
-        index = first
-        while index < first + n:
-            if index not in shared:
-                index += 1
-                continue
-            end = index
-            while end < first + n and end in shared:
-                end += 1
-            if madvise(index * PAGE, (end - index) * PAGE, MADV_POPULATE_WRITE) == 0:
-                done += end - index
-            elif ctypes.get_errno() == 22:  # EINVAL: a kernel older than 5.14
-                return done
-            index = end
+        if madvise(start, end - start, MADV_POPULATE_WRITE) == 0:
+            done += (end - start) // PAGE
+        elif ctypes.get_errno() == EINVAL:  # a kernel older than 5.14
+            break
     return done

@@ -131,6 +131,7 @@ def test_django_forks_from_a_zygote_holding_django_db_and_app_changes_take_effec
     preload = status["zygote"]["preload"]
     assert preload["mode"] == "auto" and preload["learned_loaded"] > 100
     assert preload["code_held"] >= 10  # the models modules: their bytecode, read in the zygote
+    assert f"{preload['code_held']} held as bytecode" in format_status(status)
     assert "django.db" in learned and "deplib" in learned
     assert not [m for m in learned if m.split(".")[0] == "mysite"]
     # modules that need the project's settings cannot be preloaded: dropped by name, said why

@@ -100,6 +100,7 @@ def format_status(status: dict[str, Any]) -> str:
                 f"preload auto: {preload.get('learned_loaded', 0)} learned modules in the zygote "
                 f"(of {preload.get('learned', 0)} learned), {len(dropped)} dropped"
                 + (f" ({why})" if why else "")
+                + (f", {preload['code_held']} held as bytecode" if preload.get("code_held") else "")
                 + ("; learning" if preload.get("learning") else "")
             )
             lines.extend(

@@ -15,8 +15,9 @@ re-parents it to the master, a child subreaper: the master then waits for it lik
 A forked child re-seeds its random state, takes its environment from the request, and runs
 the same entry as an exec'd generation (``_worker.main``). A *spare* is such a child forked
 ahead of need (Android's "unspecialized app process" pool, with one entry): it warms the
-generation start-up path on a throwaway server, then waits for its environment, so an upgrade
-costs neither the fork nor the cold first run of that path.
+generation start-up path on a throwaway server, copies ahead the zygote pages an earlier
+generation of this zygote copied (``server._cow``), then waits for its environment, so an upgrade
+costs neither the fork nor the cold first run of that path, nor most of its copy-on-write faults.
 
 Fork safety: the zygote refuses to fork while it has more than one thread (a forked copy of
 a lock held by another thread deadlocks the child), naming the threads; and it refuses when a

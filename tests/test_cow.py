@@ -19,6 +19,7 @@ import pytest
 from swapprof.server import _cow
 
 SIZE = 4 << 20  # 1024 pages
+MADV_NOHUGEPAGE = 15
 
 
 def _in_child(work: Callable[[], dict[str, int]]) -> dict[str, int]:
@@ -49,8 +50,12 @@ def _faults() -> int:
 
 @pytest.fixture
 def buffer() -> ctypes.Array[ctypes.c_char]:
-    buf = ctypes.create_string_buffer(SIZE)  # an anonymous mapping of its own, present
-    ctypes.memset(buf, 7, SIZE)
+    buf = ctypes.create_string_buffer(SIZE)  # an anonymous mapping of its own
+    start = -(-ctypes.addressof(buf) // _cow.PAGE) * _cow.PAGE
+    madvise = _cow.libc.madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise(start, SIZE - _cow.PAGE, MADV_NOHUGEPAGE)  # 4 KiB pages, whatever the THP setting
+    ctypes.memset(buf, 7, SIZE)  # present
     return buf
 
 

@@ -1,6 +1,9 @@
 """The servers under swapprof.integrations: 5 SIGHUPs under load each, their records and the client's view (docs/benchmarks.md#integrations).
 
-PYTHONPATH=. python benchmarks/integrations.py
+PYTHONPATH=. python benchmarks/integrations.py [gunicorn|uvicorn|granian|granian-slow ...]
+
+granian runs with its default --respawn-interval (3.5 s); granian-slow with an app whose import
+takes 1.5 s and --respawn-interval 0.1, so both old workers are stopped before a new one serves.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from swapprof.gate._load import LoadGenerator, error_counts
 from tests import _integrations as it
+from tests._helpers import wait_for
+
+OBSERVE = [sys.executable, "-m", "swapprof", "observe", "--"]
 
 
 def run(kind, n=5):
@@ -32,25 +38,21 @@ def run(kind, n=5):
             "wsgiapp:app",
         ]
         env = {}
-    else:
+    elif kind == "uvicorn":
         (tmp / "asgiapp.py").write_text(it.ASGI_APP)
-        argv = [
-            sys.executable,
-            "-m",
-            "swapprof",
-            "observe",
-            "--",
-            str(it.BIN / "uvicorn"),
-            "swapprof.integrations.asgi:app",
-            "--workers",
-            "2",
-            "--port",
-            "{port}",
-            "--no-access-log",
-        ]
+        argv = [*OBSERVE, str(it.BIN / "uvicorn"), "swapprof.integrations.asgi:app"]
+        argv += ["--workers", "2", "--port", "{port}", "--no-access-log"]
+        env = {"SWAPPROF_APP": "asgiapp:app"}
+    else:
+        slow = "import time\ntime.sleep(1.5)\n" if kind == "granian-slow" else ""
+        (tmp / "asgiapp.py").write_text(slow + it.ASGI_APP)
+        argv = [*OBSERVE, str(it.BIN / "granian"), "--interface", "asgi", "--workers", "2"]
+        argv += ["--port", "{port}"]
+        argv += ["--respawn-interval", "0.1"] if slow else []
+        argv += ["swapprof.integrations.asgi:app"]
         env = {"SWAPPROF_APP": "asgiapp:app"}
     with it.Server(argv, tmp, env) as s:
-        it.wait_for("state", lambda: s.state().get("master_pid"))
+        wait_for(lambda: s.state().get("master_pid"), 60, "state")
         time.sleep(1)
         load = LoadGenerator(f"127.0.0.1:{s.port}", concurrency=4, rate=200).start()
         spans = []
@@ -88,5 +90,5 @@ def run(kind, n=5):
         )
 
 
-run("gunicorn")
-run("uvicorn")
+for name in sys.argv[1:] or ["gunicorn", "uvicorn", "granian", "granian-slow"]:
+    run(name)

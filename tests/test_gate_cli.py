@@ -105,3 +105,12 @@ def test_a_server_that_cannot_start_is_reported(tmp_path: Path) -> None:
     args = parse(["bench", "--cmd", crash, "--upgrade-cmd", "true", "--quiet", "--no-yardstick"])
     with pytest.raises(SwapprofError, match=r"exited with 3 .*\n.*no luck on \d+"):
         bench(args)
+
+
+def test_a_phase_is_a_metric(files: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    slow = ["--baseline", files["base"], "--current", files["slow"]]
+    code, out = gate([*slow, "--metric", "phase:import"], capsys)
+    assert code == 1 and "FAIL  phase:import" in out
+    assert gate([*slow, "--metric", "phase:spawn", "--cap", "phase:drain=50"], capsys)[0] == 0
+    code, message = gate([*slow, "--cap", "phase:nap=1"], capsys)
+    assert code == 2 and "unknown metric(s) phase:nap" in message and "phase:NAME" in message

@@ -7,16 +7,23 @@ events and the process tree.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import selectors
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from swapprof._process import pid_alive
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.integrations import _events as ev
+from swapprof.integrations._adapters import Adapter, children
+from swapprof.integrations._observe import Observer
 from swapprof.integrations._stitch import Stitcher
 from swapprof.integrations._timeline import Timeline
 from swapprof.telemetry import read_spans
@@ -147,3 +154,38 @@ def test_events_round_trip_and_never_raise(tmp_path: Path) -> None:
     file_sender = ev.Sender(None, tmp_path / "events.jsonl")
     assert file_sender.send(ev.event(ev.STARTED))
     assert '"event":"started"' in (tmp_path / "events.jsonl").read_text()
+
+
+def gone(pid: int) -> bool:
+    """``pid`` has exited and is reaped (an orphan comes to the test process, a subreaper)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return not pid_alive(pid)
+
+
+def test_an_upgrade_signal_before_the_first_look_at_the_tree_keeps_the_serving_workers_old(
+    tmp_path: Path,
+) -> None:
+    argv = ["/bin/sh", "-c", "trap '' HUP; sleep 60 & wait"]  # a "server" with one worker
+    observer = Observer(argv, Adapter(), tmp_path)
+    child = observer.child = subprocess.Popen(argv)
+    selector = selectors.DefaultSelector()
+    workers: list[int] = []
+    try:
+        workers = wait_for(lambda: children(child.pid) or None, 60, "the worker")
+        observer._signals.append((signal.SIGHUP, time.monotonic_ns()))  # arrived before any scan
+        observer._forward(selector)
+        pending = observer.stitcher.pending
+        assert pending is not None and set(pending.old) == set(workers) and not pending.new
+        assert pending.expected_new == 1
+    finally:
+        for fd in observer.pidfds.values():
+            os.close(fd)
+        selector.close()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        child.kill()
+        child.wait()
+        for pid in workers:
+            wait_for(lambda pid=pid: gone(pid), 30, "the worker reaped")  # type: ignore[misc]

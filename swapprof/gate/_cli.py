@@ -157,6 +157,7 @@ def run_gate(args: argparse.Namespace) -> int:
         resamples=args.resamples,
         seed=args.bootstrap_seed,
         normalize=args.normalize,
+        judge_service_gap=not args.metric,
     )
     baseline = load_results(args.baseline)
     current = bench(args) if args.run else load_results(args.current)

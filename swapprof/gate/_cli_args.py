@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swapprof.gate._target import DEMO_APP
-from swapprof.gate._verdict import DEFAULT_METRICS, METRICS
+from swapprof.gate._verdict import DEFAULT_METRICS, KNOWN
 
 
 def _number(kind: Callable[[str], float], low: float, what: str) -> Callable[[str], Any]:
@@ -207,9 +207,9 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     rules.add_argument(
         "--metric",
         action="append",
-        choices=sorted(METRICS),
+        choices=KNOWN,
         metavar="NAME",
-        help=f"metrics judged by ratio (repeatable; default {' '.join(DEFAULT_METRICS)})",
+        help=f"metrics judged by ratio (repeatable; default {' '.join(DEFAULT_METRICS)}; phase:NAME for one phase)",
     )
     rules.add_argument(
         "--cap",

@@ -11,7 +11,8 @@ The probe tells generations apart by the answer's body (or one JSON field): it m
 with each generation and stay the same within one. A worker pid does that only with one worker
 (gunicorn ``-w 1``); with more, answer a per-generation value (a start time, a build id).
 
-How an upgrade is measured from the client side: ``_client_upgrade.py``.
+How an upgrade is measured from the client side: ``_client_upgrade.py``; a server run with
+``swapprof.integrations`` adds its own record's phases (``_records.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from typing import Any
 
 from swapprof._errors import ConfigError, SwapprofError
 from swapprof._process import pid_alive
+from swapprof._vocabulary import SUCCESS
 from swapprof.gate import _client_upgrade as client_upgrade
 from swapprof.gate._machine import descendants, fds_and_rss
 from swapprof.gate._probe import Probe
 from swapprof.gate._procgroup import stop_group
+from swapprof.gate._records import ServerRecords, merge, run_dir_of
 
 
 def free_port() -> int:
@@ -66,6 +69,7 @@ class CommandTarget:
         self.probe = Probe("127.0.0.1", self.port, probe_path, probe_field)
         self._tmp = tempfile.TemporaryDirectory(prefix="swapprof-bench-")
         self.log_path = Path(self._tmp.name) / "target.log"
+        self.records = ServerRecords(run_dir_of(self.env, Path(self._tmp.name) / "run"))
         self.proc: subprocess.Popen[bytes] | None = None
         self._generation = 1
 
@@ -138,10 +142,16 @@ class CommandTarget:
             return {"source": "client", "outcome": "failed", "reason": "not_serving", "phases_ms": {}}
         pid = self.main_pid()
         argv = ["/bin/sh", "-c", self._fill(self.upgrade_cmd, pid)]
+        before = len(self.records.read())
         done = client_upgrade.run(self.probe, argv, old, self.ready_timeout, self.env, self.log_path)
         entry = done.entry(self._generation, pid, self.log_tail())
         if done.identity is not None:
             self._generation += 1
+        if self.records.present():  # the integration ends its record once the old workers are gone
+            wait = self.ready_timeout if entry["outcome"] == SUCCESS else 0.0
+            record = self.records.wait(before, time.monotonic() + wait)
+            if record is not None:
+                entry = merge(entry, record)
         return entry
 
     def generation(self) -> dict[str, Any]:

@@ -8,17 +8,22 @@ Rules (each a ``Check``):
   bootstrap is seeded, so the same inputs give the same verdict. time_to_ready is judged
   relative to the machine-speed yardstick timed next to each upgrade (``_yardstick.py``)
   when both runs have it (``normalize``), so a runner that is slower today is not a regression.
+- ``phase:NAME`` metrics (``phase:gap``, ``phase:import``...): one phase's duration, judged alike.
+- ``service_gap`` is judged too when both runs carry a server integration's records (gunicorn
+  under its config module, ``swapprof observe``; ``_records.py``), unless the metrics were named.
 - ``cap:METRIC`` (optional): the current median may not exceed an absolute number of ms.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from typing import Any
 
 from swapprof.gate._phases import config_notes, phase_changes
+from swapprof.gate._records import SOURCE
 from swapprof.gate._stats import bootstrap_ratio
-from swapprof.gate._verdict import METRICS, NORMALIZED, Check, GateOptions, Verdict
+from swapprof.gate._verdict import NORMALIZED, Check, GateOptions, Verdict, samples_of, title_of
 
 
 def _median(values: list[float]) -> float | None:
@@ -26,8 +31,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def _ratio_check(name: str, base_doc: dict[str, Any], cur_doc: dict[str, Any], opts: GateOptions) -> Check:
-    key, title = METRICS[name]
-    base, cur = base_doc["samples"].get(key) or [], cur_doc["samples"].get(key) or []
+    title = title_of(name)
+    base, cur = samples_of(base_doc, name), samples_of(cur_doc, name)
     limit = f"lower bound <= {1 + opts.threshold:.2f}x"
     check = Check(name, title, "pass", "", _median(base), _median(cur), limit)
     if not base:
@@ -69,8 +74,7 @@ def _judged(
         base, cur = base_doc["samples"].get(key) or [], cur_doc["samples"].get(key) or []
         if base and cur:
             return (base, cur), "yardstick-normalised "
-    key = METRICS[name][0]
-    return (base_doc["samples"].get(key) or [], cur_doc["samples"].get(key) or []), ""
+    return (samples_of(base_doc, name), samples_of(cur_doc, name)), ""
 
 
 def _count_check(name: str, title: str, base: int, cur: int, allowed: int, what: str) -> Check:
@@ -91,6 +95,11 @@ def _errors_by_upgrade(doc: dict[str, Any]) -> list[str]:
             lines.append(f"during upgrade {u.get('index')} (at {u.get('start_s')} s): {spread}")
     lines.append(f"outside upgrade windows: {sum(doc['errors'].values()) - inside}")
     return lines
+
+
+def recorded_by_server(*docs: dict[str, Any]) -> bool:
+    """Every document has upgrades whose phases came from a server integration's records."""
+    return all(any(u.get("source") == SOURCE for u in doc["upgrades"]) for doc in docs)
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], options: GateOptions | None = None) -> Verdict:
@@ -118,10 +127,12 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], options: GateOpti
         f"of {len(current['upgrades'])} upgrades failed",
     )
     upgrades.details.extend(f"upgrade {u.get('index')}: {u['outcome']} ({u.get('reason')})" for u in bad)
+    if opts.judge_service_gap and "service_gap" not in opts.metrics and recorded_by_server(baseline, current):
+        opts = dataclasses.replace(opts, metrics=(*opts.metrics, "service_gap"))
     checks = [errors, upgrades, *(_ratio_check(m, baseline, current, opts) for m in opts.metrics)]
     for name, cap in sorted(opts.caps.items()):
-        key, title = METRICS[name]
-        value = _median(current["samples"].get(key) or [])
+        title = title_of(name)
+        value = _median(samples_of(current, name))
         status = "fail" if value is None or value > cap else "pass"
         shown = "no samples" if value is None else f"median {value:.1f} ms"
         checks.append(

@@ -6,20 +6,31 @@ import json
 import statistics
 from typing import Any
 
-from swapprof._vocabulary import AFTER_READY, SUCCESS, phase_rank
+from swapprof._vocabulary import AFTER_READY, GAP, SUCCESS, phase_rank
 
 COMPARED_CONFIG = ("upgrades", "interval_s", "warmup_s", "load")
 
 
 def phase_medians(doc: dict[str, Any]) -> dict[str, float]:
     """Median duration of each phase over the successful upgrades, in canonical order."""
-    values: dict[str, list[float]] = {}
+    names = {p for u in doc["upgrades"] if u["outcome"] == SUCCESS for p in u.get("phases_ms") or {}}
+    values = {name: phase_samples(doc, name) for name in names}
+    return {p: statistics.median(values[p]) for p in sorted(values, key=phase_rank) if values[p]}
+
+
+def phase_samples(doc: dict[str, Any], phase: str) -> list[float]:
+    """``phase``'s duration in each successful upgrade that has it, in upgrade order. A record
+    leaves ``gap`` out when there was none: its ``service_gap_ms`` (0) stands in then."""
+    found: list[float] = []
     for upgrade in doc["upgrades"]:
-        if upgrade["outcome"] == SUCCESS:
-            for phase, ms in (upgrade.get("phases_ms") or {}).items():
-                if isinstance(ms, int | float):
-                    values.setdefault(phase, []).append(ms)
-    return {p: statistics.median(values[p]) for p in sorted(values, key=phase_rank)}
+        if upgrade["outcome"] != SUCCESS:
+            continue
+        value = (upgrade.get("phases_ms") or {}).get(phase)
+        if value is None and phase == GAP:
+            value = upgrade.get("service_gap_ms")
+        if isinstance(value, int | float):
+            found.append(value)
+    return found
 
 
 def phase_table(base: dict[str, Any], cur: dict[str, Any]) -> list[tuple[str, float | None, float | None]]:

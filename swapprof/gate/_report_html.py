@@ -8,7 +8,7 @@ from typing import Any
 from swapprof._vocabulary import PHASE_COLOURS
 from swapprof.gate import _svg
 from swapprof.gate._report_md import MARK
-from swapprof.gate._verdict import METRICS, Verdict
+from swapprof.gate._verdict import Verdict, samples_of, title_of
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;max-width:960px}"
@@ -55,10 +55,8 @@ def render_html(verdict: Verdict, title: str = "swapprof gate") -> str:
     head = "regression in " + ", ".join(c.name for c in verdict.failed) if verdict.failed else "no regression"
     samples = []
     for name in verdict.options.metrics:
-        key, label = METRICS[name]
-        samples.append(
-            f"<h3>{escape(label)}</h3>{_svg.dots(base['samples'].get(key) or [], cur['samples'].get(key) or [])}"
-        )
+        label = title_of(name)
+        samples.append(f"<h3>{escape(label)}</h3>{_svg.dots(samples_of(base, name), samples_of(cur, name))}")
     legend = " ".join(
         f'<span style="background:{c}">&nbsp;{n}&nbsp;</span>' for n, c in PHASE_COLOURS.items()
     )

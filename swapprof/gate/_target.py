@@ -50,13 +50,18 @@ def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """A bench upgrade entry from the master's upgrade record (phases relative to requested)."""
     entry: dict[str, Any] = {"source": "server", **{k: record.get(k) for k in RECORD_FIELDS}}
     entry["phases_ms"] = dict(record.get("phases_ms") or {})
+    entry["spans_ms"] = spans_ms(record)
+    return entry
+
+
+def spans_ms(record: Mapping[str, Any]) -> list[list[Any]]:
+    """A record's phase spans as ``[phase, start_ms, end_ms]``, relative to its ``requested``."""
     base = record.get("requested_ns")
-    entry["spans_ms"] = [
+    return [
         [s["phase"], round((s["start_ns"] - base) / 1e6, 3), round((s["end_ns"] - base) / 1e6, 3)]
         for s in record.get("spans") or []
         if isinstance(base, int)
     ]
-    return entry
 
 
 class ReferenceTarget:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swapprof._errors import ConfigError
+from swapprof._vocabulary import DISPLAY_ORDER
+from swapprof.gate._phases import phase_samples
 from swapprof.gate._stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, RatioEstimate
 
 # name -> (samples key, title)
@@ -16,8 +18,22 @@ METRICS = {
     "first_new_answer": ("first_new_answer_ms", "first answer from the new generation"),
     "service_gap": ("service_gap_ms", "service_gap"),
 }
+PHASE_METRICS = {f"phase:{name}": name for name in DISPLAY_ORDER}
+"""``phase:NAME``: one phase's duration per successful upgrade (``phase:gap`` = service_gap)."""
 DEFAULT_METRICS = ("time_to_ready", "upgrade_p99")
 NORMALIZED = {"time_to_ready": "time_to_ready_norm"}  # judged relative to the yardstick
+KNOWN = (*METRICS, *PHASE_METRICS)
+
+
+def title_of(name: str) -> str:
+    return METRICS[name][1] if name in METRICS else f"phase {PHASE_METRICS[name]}"
+
+
+def samples_of(doc: dict[str, Any], name: str) -> list[float]:
+    """The samples of metric ``name`` in a results document."""
+    if name in PHASE_METRICS:
+        return phase_samples(doc, PHASE_METRICS[name])
+    return list(doc["samples"].get(METRICS[name][0]) or [])
 
 
 @dataclass
@@ -31,11 +47,16 @@ class GateOptions:
     resamples: int = DEFAULT_RESAMPLES
     seed: int = 1
     normalize: bool = True
+    judge_service_gap: bool = True
+    """Judge service_gap too when both runs carry a server integration's records."""
 
     def __post_init__(self) -> None:
-        unknown = sorted((set(self.metrics) | set(self.caps)) - set(METRICS))
+        unknown = sorted((set(self.metrics) | set(self.caps)) - set(KNOWN))
         if unknown:
-            raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+            raise ConfigError(
+                f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}, phase:NAME "
+                f"({', '.join(DISPLAY_ORDER)})"
+            )
         if not 0 <= self.threshold < 10:
             raise ConfigError(f"threshold {self.threshold} must be a fraction, e.g. 0.2 for 20%")
         if not 0.5 <= self.confidence < 1:

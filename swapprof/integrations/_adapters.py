@@ -46,7 +46,11 @@ class Hypercorn(Adapter):
 
 
 class Granian(Adapter):
-    """granian ``--workers N``: HUP respawns the workers after a fixed ``respawn_interval``."""
+    """granian ``--workers N`` (2.x): HUP respawns the workers one at a time -- a new one, a fixed
+    ``--respawn-interval`` sleep (3.5 s by default), then the old one SIGTERMed -- with no
+    readiness check. Its workers are forked multiprocessing children (spawned ones on Python
+    3.14's default start method, beside multiprocessing's helpers); each binds a listener of its
+    own (SO_REUSEPORT), the main process none."""
 
     name = "granian"
 

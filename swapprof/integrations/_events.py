@@ -48,6 +48,8 @@ FORK: Final = "fork"  # pre_fork: a worker is about to be forked
 TERM: Final = "term"  # the master signalled an old worker to stop
 REAPED: Final = "reaped"  # child_exit: a worker was reaped
 TICK: Final = "tick"  # wakes the recorder (nothing happened)
+USR2: Final = "usr2"  # pre_exec, in the USR2 child: the upgrade it takes over (id, child)
+HANDBACK: Final = "handback"  # a USR2's new master stops while the old one lives (reason, new)
 
 
 def events_path(env: Mapping[str, str] | None = None) -> str | None:

@@ -15,7 +15,8 @@ USR2: the old master's ``pre_exec`` puts the upgrade (``ENV_UPGRADE``: id, stamp
 into ``cfg.env_orig``, the environment gunicorn execs the new master with; the new master
 records that upgrade. The old master relays what happens to its workers (told to stop,
 exited, reaped) to the new master's socket, and the new master ends the upgrade when the old
-one has exited (a pidfd).
+one has exited (a pidfd). A new master that goes while the old one lives leaves the upgrade to
+the old master, which records it as rolled back (``_gunicorn_usr2``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from swapprof._process import pid_alive
+from swapprof._vocabulary import REASON_CRASHED, ROLLED_BACK
 from swapprof.integrations import _events as ev
+from swapprof.integrations._gunicorn_usr2 import HandedOver, halt_reason, handback
 from swapprof.integrations._http import Endpoint
 from swapprof.integrations._recorder import Recorder
 from swapprof.integrations._stitch import Stitcher
@@ -77,19 +81,19 @@ class MasterRecorder:
         self.parent_pidfd: int | None = None
         self.parent_pid: int | None = None
         self._relayers: dict[int, ev.Sender] = {}
+        self.handed: HandedOver | None = None
+        self.selector = selectors.DefaultSelector()
         inherited = env.pop(ENV_UPGRADE, None)
         if inherited:
             self._join_usr2(inherited)
-        self.recorder.write_state(
-            "state.json",
-            {
-                "server": "gunicorn",
-                "master_pid": self.pid,
-                "debug_address": self.endpoint.address,
-                "events_socket": self.receiver.path,
-                "run_dir": str(run_dir),
-            },
-        )
+        self.state = {
+            "server": "gunicorn",
+            "master_pid": self.pid,
+            "debug_address": self.endpoint.address,
+            "events_socket": self.receiver.path,
+            "run_dir": str(run_dir),
+        }
+        self.recorder.write_state("state.json", self.state)
         self.thread = threading.Thread(target=self._run, name="swapprof-gunicorn", daemon=True)
 
     def start(self) -> None:
@@ -115,15 +119,51 @@ class MasterRecorder:
 
     # -- USR2 ----------------------------------------------------------------------------------
     def usr2_environment(self, ns: int) -> str:
-        """What the new master needs to record this USR2 upgrade (``pre_exec``, in the child)."""
+        """What the new master needs to record this USR2 upgrade (``pre_exec``, in the child);
+        the old master is told too, in case the new one does not take."""
+        upgrade = self.stitcher.next_id
+        self.note(ev.USR2, ns, id=upgrade, child=os.getpid())
         return json.dumps(
-            {
-                "id": self.stitcher.next_id,
-                "requested_ns": ns,
-                "generation": self.stitcher.generation,
-                "old_pid": self.pid,
-            }
+            {"id": upgrade, "requested_ns": ns, "generation": self.stitcher.generation, "old_pid": self.pid}
         )
+
+    def _handed_over(self, message: dict[str, Any]) -> None:
+        """Our USR2 child took an upgrade over: watch it, and number our next upgrade past it."""
+        workers = self.stitcher.workers.items()
+        handed = HandedOver(message, self.stitcher.generation, self.pid)
+        for pid, (generation, index) in workers:
+            if generation == self.stitcher.generation:
+                handed.timeline.worker("old", pid, index)
+        self.stitcher.next_id = max(self.stitcher.next_id, handed.timeline.id + 1)
+        try:
+            fd = os.pidfd_open(handed.child)
+        except OSError:
+            return
+        self.handed = handed
+        self.selector.register(fd, selectors.EVENT_READ, "child")
+
+    def _child_gone(self, fd: int) -> None:
+        """Our USR2 child went while we serve: the upgrade rolled back."""
+        self.selector.unregister(fd)
+        os.close(fd)
+        for message in self.receiver.drain():  # its handback, sent just before it exited
+            self._handle(message)
+        handed, self.handed = self.handed, None
+        if handed is None:
+            return
+        self._finish(handed.timeline, time.monotonic_ns(), ROLLED_BACK, handed.reason or REASON_CRASHED)
+        self.recorder.write_state("state.json", self.state)  # the new master wrote its own
+
+    def _hand_back(self) -> bool:
+        """In a new master stopping while its old master lives: give it the upgrade to record."""
+        pending, parent = self.stitcher.pending, self.parent_pid
+        if pending is None or parent is None or pending.old_pid != parent or not pid_alive(parent):
+            return False
+        sender = ev.Sender(str(socket_path(self.run_dir, parent)))
+        sender.send(handback(pending, halt_reason()))
+        sender.close()
+        self.stitcher.pending = None
+        return True
 
     def _join_usr2(self, text: str) -> None:
         try:
@@ -155,7 +195,7 @@ class MasterRecorder:
 
     # -- the thread ----------------------------------------------------------------------------
     def _run(self) -> None:
-        selector = selectors.DefaultSelector()
+        selector = self.selector
         selector.register(self.receiver.sock, selectors.EVENT_READ, "events")
         selector.register(self.endpoint.sock, selectors.EVENT_READ, "http")
         if self.parent_pidfd is not None:
@@ -176,6 +216,8 @@ class MasterRecorder:
                         elif key.data == "parent":
                             selector.unregister(key.fileobj)
                             self._old_master_gone()
+                        elif key.data == "child":
+                            self._child_gone(key.fd)
                     self.stitcher.check(old_gone=None if self.parent_pid is None else False)
                 except Exception:  # the recorder never takes gunicorn down with it
                     log.debug("swapprof: recorder step failed", exc_info=True)
@@ -195,6 +237,11 @@ class MasterRecorder:
             return
         if name == ev.RELOAD:
             self.stitcher.begin(ns, old_pid=self.pid, new_pid=self.pid)
+        elif name == ev.USR2:
+            self._handed_over(message)
+        elif name == ev.HANDBACK:
+            if self.handed is not None:
+                self.handed.handed_back(message)
         elif name == ev.FORK:
             pending = self.stitcher.pending
             if pending is not None and message.get("generation") == pending.new_generation:
@@ -247,7 +294,8 @@ class MasterRecorder:
         self.thread.join(STOP_WAIT_S)
         with self.quiet:
             with contextlib.suppress(Exception):
-                self.stitcher.stop()
+                if not self._hand_back():
+                    self.stitcher.stop()
             self.endpoint.close()
             self.receiver.close()
             state = self.recorder.run_dir.read_json(self.run_dir / "state.json")

@@ -139,7 +139,7 @@ class Observer:
                     selector.unregister(key.fileobj)
                     os.close(self.pidfds.pop(key.data))
                     self.stitcher.gone(key.data, time.monotonic_ns())
-            self._forward()
+            self._forward(selector)
             self._scan(selector)
             self.stitcher.check()
             if self.child.poll() is not None:
@@ -150,11 +150,12 @@ class Observer:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signals.append((signum, time.monotonic_ns()))  # only record; the loop acts
 
-    def _forward(self) -> None:
+    def _forward(self, selector: selectors.BaseSelector) -> None:
         assert self.child is not None
         while self._signals:
             signum, ns = self._signals.pop(0)
             if signum in self.adapter.upgrade_signals:
+                self._scan(selector)  # the server has not had the signal yet: its workers are the old side
                 pending = self.stitcher.begin(ns, old_pid=self.child.pid, new_pid=self.child.pid, spawn_ns=ns)
                 pending.expected_new = len(pending.old)
             with contextlib.suppress(ProcessLookupError):

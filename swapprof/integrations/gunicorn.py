@@ -18,7 +18,9 @@ What each hook does (gunicorn calls them; see ``gunicorn/arbiter.py``):
 - ``pre_fork`` (master): the worker's generation and index (0..N-1 within its generation).
 - ``post_fork``, ``post_worker_init``, ``worker_exit`` (worker): ``_gunicorn_worker``.
 - ``child_exit`` (master): an old worker was reaped. ``pre_exec`` (the USR2 child, just before
-  the new master's exec): the upgrade goes into ``cfg.env_orig``. ``on_exit``: flush and stop.
+  the new master's exec): the upgrade goes into ``cfg.env_orig``, and the old master is told
+  which one it handed over (it records it as rolled back if the new master goes first:
+  ``_gunicorn_usr2``). ``on_exit``: flush and stop.
 - The arbiter's ``kill_worker`` is wrapped (on this arbiter object only) to stamp when an old
   worker is told to stop: gunicorn has no hook there, and that moment starts the service gap.
 

@@ -50,6 +50,26 @@ def wait_answer(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} never answered 200")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every live process under it."""
+    parents: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rpartition(")")[2].split()
+                parents.setdefault(int(fields[1]), []).append(int(entry))
+                used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += used.get(current, 0.0)
+        todo += parents.get(current, [])
+    return total
+
+
 def children(pid: int) -> set[int]:
     found = set()
     for entry in os.listdir("/proc"):
@@ -76,6 +96,12 @@ class Swapprof:
         self.name = "swapprof" if adapter in (None, "swapprof") else f"swapprof-{adapter}"
         self.server = ServerProcess(app.target, args=args, env=env)
         self.log = log
+
+    @property
+    def root_pid(self) -> int:
+        """The master: the workers, zygote and spares are under it."""
+        assert self.server.proc is not None
+        return self.server.proc.pid
 
     def start(self) -> str:
         self.server.start()
@@ -118,6 +144,11 @@ class Peer:
         url = f"http://127.0.0.1:{self.port}/"
         wait_answer(url)
         return url
+
+    @property
+    def root_pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
         assert self.proc is not None

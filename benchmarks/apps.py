@@ -36,7 +36,7 @@ import _wrk
 from _common import logs_on_failure, machine, precompile, table, write
 from _hello_apps import App
 from _hello_apps import write as write_apps
-from _servers import Swapprof, peers_for, survives_hup
+from _servers import Swapprof, peers_for, survives_hup, tree_cpu_s
 
 GOAL_RATIO = 0.95
 A2WSGI = "swapprof-a2wsgi"  # WSGI apps also run through a2wsgi, the bridge swapprof used before
@@ -59,7 +59,12 @@ def measure(server: Any, args: argparse.Namespace, upgrades_too: bool = True) ->
     during = None
     try:
         _wrk.run(url, args.warmup, args.connections, args.wrk_threads)
+        root = server.root_pid
+        cpu_before = tree_cpu_s(root)
         steady = _wrk.run(url, args.steady, args.connections, args.wrk_threads)
+        if steady.get("requests"):  # CPU per request: what throughput means on shared, noisy cores
+            used = tree_cpu_s(root) - cpu_before
+            steady["server_cpu_us_per_request"] = round(used / steady["requests"] * 1e6, 2)
         if not upgrades_too or args.upgrades == 0:
             return {"load_1m_before": load_before, "steady": steady, "upgrades": None}
         during = _wrk.start(url, 60 + 15 * args.upgrades, args.connections, args.wrk_threads)
@@ -140,6 +145,13 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "steady_p99_ms": statistics.mean(run["steady"]["p99_ms"] for run in runs),
         "steady_rps_rounds": [run["steady"]["rps"] for run in runs],
     }
+    cpu = [
+        run["steady"]["server_cpu_us_per_request"]
+        for run in runs
+        if "server_cpu_us_per_request" in run["steady"]
+    ]
+    if cpu:  # the server's own CPU (every process of it) per request served
+        out["steady_cpu_us_per_request"] = statistics.mean(cpu)
     windows = [run["upgrades"] for run in runs if run["upgrades"]]
     if not windows:
         return out

@@ -64,10 +64,16 @@ def throughput(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]
     summary = {key: summarize(runs) for key, runs in rounds.items()}
     ours = summary["swapprof"]
     ratios = {peer: ours["steady_rps"] / summary[peer]["steady_rps"] for peer in ("uvicorn", "gunicorn")}
+    cpu_ratios = {  # CPU per request, theirs over ours: the req/s ratio a quiet machine would show
+        peer: summary[peer]["steady_cpu_us_per_request"] / ours["steady_cpu_us_per_request"]
+        for peer in ("uvicorn", "gunicorn")
+        if ours.get("steady_cpu_us_per_request") and summary[peer].get("steady_cpu_us_per_request")
+    }
     p99_ratio = ours["upgrade_p99_ms"] / ours["steady_p99_ms"]
     zygote = summary["swapprof-preload"]
     return {
         "ratios": ratios,
+        "cpu_ratios": cpu_ratios,
         "p99_during_over_steady": p99_ratio,
         "preload_p99_during_over_steady": zygote["upgrade_p99_ms"] / zygote["steady_p99_ms"],
         "goal_met": min(ratios.values()) >= GOAL_RATIO and ours["upgrade_failed"] == 0 and p99_ratio <= 1.2,
@@ -121,10 +127,11 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
         for key in ("swapprof", "swapprof-preload", "uvicorn", "gunicorn"):
             row = s[key]
             rows.append([
-                name, key, row["steady_rps"], row["steady_p99_ms"],
+                name, key, row["steady_rps"], row["steady_p99_ms"], row.get("steady_cpu_us_per_request", ""),
                 f"{row['upgrade_failed']}/{row['upgrade_requests']}", row["upgrade_p99_ms"],
                 f"{row['upgrades_succeeded']}/{row['upgrades']}",
                 f"{data['ratios'][key]:.2f}" if key in data["ratios"] else "",
+                f"{data['cpu_ratios'][key]:.2f}" if key in data["cpu_ratios"] else "",
             ])  # fmt: skip
     lines = [
         table(
@@ -133,10 +140,12 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
                 "server (2 workers)",
                 "steady req/s",
                 "p99 ms",
+                "server CPU us/req",
                 "failed during upgrades",
                 "p99 ms during",
                 "upgrades ok",
                 "swapprof / it",
+                "by CPU/req",
             ],
             rows,
         )

@@ -57,13 +57,17 @@ async def _connect(
         if family == socket.AF_UNIX:
             # an abstract name, so the accepting side can tell this connection from others
             sock.bind(f"\0swapprof-probe-{secrets.token_hex(8)}")
+        elif claim is not None and isinstance(address, tuple):
+            # the local address known before the connect: nothing between it and the claim
+            sock.bind((address[0], 0, *address[2:]))
+        me = sock.getsockname()
         give_up = loop.time() + timeout
         # EAGAIN: a Unix listener's backlog is full; such a connect is retried, not awaited
         while (err := sock.connect_ex(address)) == errno.EAGAIN and loop.time() < give_up:  # type: ignore[arg-type]
             await asyncio.sleep(0.001)
         if err not in (0, errno.EINPROGRESS):
             raise OSError(err, os.strerror(err))
-        claimed = claim(sock.getsockname()) if claim is not None else False
+        claimed = claim(me) if claim is not None else False
         if claim is not None and not claimed:
             # not ours (or, with a full backlog, not even queued: waiting would mean the SYN
             # retransmit, a second or more): the caller gives it up and tries again at once

@@ -329,7 +329,8 @@ class GenerationServer:
         """Accept from ``listener`` now, until the connection from ``peer`` is taken; serve all
         that were accepted. True when ``peer``'s connection was among them (see ``_probe``)."""
         loop = asyncio.get_running_loop()
-        listener.setblocking(False)  # never wait in accept(): an empty queue means "not ours"
+        if listener.gettimeout() != 0.0:  # no syscall when ``start`` made it non-blocking already
+            listener.setblocking(False)  # never wait in accept(): an empty queue means "not ours"
         for _ in range(CLAIM_LIMIT):
             try:
                 conn, address = listener.accept()

@@ -213,15 +213,17 @@ class Zygote:
 
 
 async def start_generation_forked(
-    gen: Generation, zygote: Zygote, env: Mapping[str, str], spare: Spare | None = None
+    gen: Generation, zygote: Zygote, env: Mapping[str, str], spare: Spare | None = None, check: bool = True
 ) -> bool:
     """Bring ``gen`` up from ``spare`` if it is still waiting, else as a fresh fork of the
     zygote (the counterpart of ``Generation.start``); True if from the spare. A stale zygote
-    raises ZygoteError."""
+    raises ZygoteError. ``check`` False: the caller checked the zygote a moment ago (for an
+    earlier worker of the same upgrade), so a spare is activated without a round trip."""
     child_env = gen.prepare(env)
     if spare is not None and spare.waiting:
         try:
-            await zygote.check()  # the spare holds the zygote's code: is that still current?
+            if check:
+                await zygote.check()  # the spare holds the zygote's code: is that still current?
             pid, pidfd, output = spare.activate(child_env)
         except SpareGone:
             spare.discard()  # died while waiting: fork afresh below

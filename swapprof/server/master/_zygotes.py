@@ -76,6 +76,7 @@ class ZygotePool:
         self.learned = LearnedPreload(run_dir, config.app, config.app_dir) if config.preload_auto else None
         self._held: set[str] = set()  # the learned modules the current zygote was asked to import
         self._asking: set[str] = set()  # those a zygote being started was asked to import
+        self._checked: tuple[int, int] | None = None  # (upgrade id, zygote serial) last found current
         self._learn_pending = False
         self.listeners, self.names = listeners, names
         self.say, self.child_env, self.busy, self.stopping = say, child_env, busy, stopping
@@ -174,10 +175,14 @@ class ZygotePool:
         }
         for attempt in (1, 2):
             spare = self._take_spare()
+            zygote = self.zygote
+            # one stale check per upgrade: its later workers' spares start without a round trip
+            checked = record.id > 0 and self._checked == (record.id, zygote.serial)
             try:
-                if await start_generation_forked(new, self.zygote, fork_env, spare):
+                if await start_generation_forked(new, zygote, fork_env, spare, check=not checked):
                     record.info["spare"] = True
                     self.spares.discard(spare)  # a generation now
+                self._checked = (record.id, zygote.serial)
                 record.info["spawn_mode"] = "fork"
                 record.info["zygote_learned"] = bool(self.zygote.hello.get("learned"))
                 record.info["zygote_modules"] = self.zygote.hello.get("modules")

@@ -38,6 +38,8 @@ BASE_PRELOAD = (
     "swapprof.server.generation._telemetry",
     "swapprof.server.generation._reload",
     "swapprof.server.generation._probe",
+    "swapprof.server.generation._parking",
+    "swapprof.server.generation._private",
     "swapprof.server._contract",
     "swapprof.server._rundir",
     "swapprof.server._fds",
@@ -45,6 +47,9 @@ BASE_PRELOAD = (
     "swapprof.telemetry._setup",
     "swapprof.telemetry._handoff",
     "opentelemetry.sdk.trace",
+    "opentelemetry.sdk.trace.export",
+    "swapprof.telemetry._jsonl",
+    "swapprof.gc._monitor",  # the generation's GC monitor, installed after READY
     "opentelemetry.sdk.metrics",
     "opentelemetry.exporter.prometheus",
     "prometheus_client",

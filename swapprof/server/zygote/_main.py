@@ -132,6 +132,11 @@ def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
 
 
 def _run_child(child: Callable[[], int]) -> NoReturn:
+    """Run a forked child to its end. It leaves by ``os._exit``: the interpreter's teardown
+    would touch every object inherited from the zygote and copy its page (measured: ~26 ms
+    of CPU and ~4,500 page faults per process, against ~5 ms). What an exit must still do is
+    done first: the atexit handlers (the app's own OpenTelemetry flushes its last spans there,
+    logging its handlers), then the standard streams."""
     code = 70
     try:
         code = child()
@@ -143,6 +148,9 @@ def _run_child(child: Callable[[], int]) -> NoReturn:
         traceback.print_exc()
     finally:
         try:
+            import atexit
+
+            atexit._run_exitfuncs()  # what sys.exit would run; a handler's error is printed, not raised
             sys.stdout.flush()
             sys.stderr.flush()
         finally:

@@ -65,7 +65,7 @@ def test_probe_claims_its_connection_ahead_of_the_old_generation(
         client.connect(address)  # type: ignore[arg-type]
         client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         client.setblocking(False)
-        assert new.claim(listener, ("nobody", 0)) is False  # took the client, then found the queue empty
+        assert new.claim(listener, [("nobody", 0)]) is None  # took the client, then found the queue empty
         answer = await _answer(client)
         client.close()
         for server in (old, new):
@@ -117,7 +117,7 @@ def test_a_claim_on_an_inherited_blocking_listener_never_waits(tmp_path: Path) -
         nonblocking = not listener.getblocking()
         listener.settimeout(5.0)  # blocking again (a regression would wait out these 5 s)
         began = time.monotonic()
-        result = new.claim(listener, ("127.0.0.1", 1)) or time.monotonic() - began > 1.0
+        result = new.claim(listener, [("127.0.0.1", 1)]) is not None or time.monotonic() - began > 1.0
         await new.stop_accepting()
         await new.drain(0.0, 1.0)
         await new.shutdown_lifespan()

@@ -20,7 +20,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import uvicorn
@@ -325,9 +325,9 @@ class GenerationServer:
         )
         return proto
 
-    def claim(self, listener: socket.socket, peer: object) -> bool:
-        """Accept from ``listener`` now, until the connection from ``peer`` is taken; serve all
-        that were accepted. True when ``peer``'s connection was among them (see ``_probe``)."""
+    def claim(self, listener: socket.socket, peers: Sequence[object]) -> object | None:
+        """Accept from ``listener`` now, until a connection from one of ``peers`` is taken;
+        serve all that were accepted. Return that peer, None when none was met (``_probe``)."""
         loop = asyncio.get_running_loop()
         if listener.gettimeout() != 0.0:  # no syscall when ``start`` made it non-blocking already
             listener.setblocking(False)  # never wait in accept(): an empty queue means "not ours"
@@ -335,14 +335,15 @@ class GenerationServer:
             try:
                 conn, address = listener.accept()
             except OSError:  # BlockingIOError: the queue is empty, someone else took it
-                return False
+                return None
+            peer: object = address
             conn.setblocking(False)
             task = loop.create_task(loop.connect_accepted_socket(self._new_protocol, conn))
             self._claimed.add(task)
             task.add_done_callback(self._claim_done)
-            if address == peer:
-                return True
-        return False
+            if peer in peers:
+                return peer
+        return None
 
     def _claim_done(self, task: asyncio.Task[Any]) -> None:
         self._claimed.discard(task)

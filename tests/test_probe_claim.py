@@ -9,8 +9,10 @@ dropping them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,42 @@ def test_a_claim_on_an_inherited_blocking_listener_never_waits(tmp_path: Path) -
 
     nonblocking, result = asyncio.run(asyncio.wait_for(run(), 30))
     assert nonblocking and result is False
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_UNIX], ids=["tcp", "unix"])
+def test_lost_claims_close_every_connection_they_made(family: socket.AddressFamily, tmp_path: Path) -> None:
+    """A try makes several connections; one the claim did not get is closed by the probe, not
+    left to the garbage collector (a ResourceWarning, and an fd held until then)."""
+
+    async def run() -> int:
+        listener = _listener(family, tmp_path)
+        new = GenerationServer(_app, [listener], generation=2)
+        await new.start()
+        lost = 0
+
+        def claim(peers: object) -> object | None:
+            nonlocal lost
+            taken = new.claim(listener, peers)  # type: ignore[arg-type]
+            if lost < 3:  # the first tries lose, as if another process had been faster
+                lost += 1
+                return None
+            return taken
+
+        fam, address = probe_address(listener)
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            return await probe(fam, address, new.middleware.nonce, deadline, claim)
+        finally:
+            await new.stop_accepting()
+            await new.drain(0.0, 1.0)
+            await new.shutdown_lifespan()
+            listener.close()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        attempts = asyncio.run(run())
+        gc.collect()
+    assert attempts == 4
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [
+        str(w.message) for w in caught
+    ]

@@ -70,11 +70,13 @@ async def _connect(
         if err not in (0, errno.EINPROGRESS):
             raise OSError(err, os.strerror(err))
         errs = [err]
-        if claim is None:
-            sock, claimed = socks[0], False
-        else:
+        sock, claimed = socks[0], False
+        if claim is not None:
             for _ in range(CONNECTIONS - 1):
-                extra = _probe_socket(family, address, True)
+                try:
+                    extra = _probe_socket(family, address, True)
+                except OSError:
+                    break  # out of fds, say: the extra connections are a help, never a need
                 socks.append(extra)
                 errs.append(extra.connect_ex(address))  # type: ignore[arg-type]
                 if errs[-1] not in (0, errno.EINPROGRESS):
@@ -83,13 +85,17 @@ async def _connect(
                     break
             names = [s.getsockname() for s in socks]
             taken = claim(names)
-            if taken is None:
+            if taken is not None:
+                index = names.index(taken)
+                sock, err, claimed = socks[index], errs[index], True
+            for other in socks:
+                if other is not sock:
+                    other.close()  # a connection another process took: it reads EOF
+            socks = [sock]
+            if not claimed:
                 # not ours (or, with a full backlog, not even queued: waiting would mean the SYN
                 # retransmit, a second or more): the caller gives it up and tries again at once
-                return socks.pop(0), False
-            index = names.index(taken)
-            sock, err, claimed = socks[index], errs[index], True
-        socks = [s for s in socks if s is not sock]
+                return sock, False
         if err:
             await asyncio.wait_for(_writable(loop, sock), timeout)
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -99,8 +105,6 @@ async def _connect(
         for s in socks:
             s.close()
         raise
-    for s in socks:
-        s.close()  # the connections another process took: it reads EOF
     return sock, claimed
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from _hello_apps import App
 
+from swapprof._process import children, pid_alive
 from swapprof.server._contract import ENV_WSGI_ADAPTER
 from swapprof.testing import ServerProcess
 
@@ -52,34 +53,21 @@ def wait_answer(url: str, timeout: float = 60.0) -> None:
 
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and every live process under it."""
-    parents: dict[int, list[int]] = {}
-    used: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rpartition(")")[2].split()
-                parents.setdefault(int(fields[1]), []).append(int(entry))
-                used[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
     total, todo = 0.0, [pid]
     while todo:
         current = todo.pop()
-        total += used.get(current, 0.0)
-        todo += parents.get(current, [])
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{current}/stat") as fh:
+                fields = fh.read().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        todo += children(current)
     return total
 
 
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rpartition(")")[2].split()
-                if int(fields[1]) == pid and fields[0] != "Z":
-                    found.add(int(entry))
-    return found
+def live_children(pid: int) -> set[int]:
+    """``pid``'s children that are not zombies."""
+    return {child for child in children(pid) if pid_alive(child)}
 
 
 class Swapprof:
@@ -152,13 +140,13 @@ class Peer:
 
     def upgrade(self, timeout: float = 60.0) -> dict[str, Any]:
         assert self.proc is not None
-        old = children(self.proc.pid)
+        old = live_children(self.proc.pid)
         helpers = max(0, len(old) - self.workers)
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGHUP)
         deadline = t0 + timeout
         while time.monotonic() < deadline:
-            now = children(self.proc.pid)
+            now = live_children(self.proc.pid)
             if len(now - old) >= self.workers and len(now & old) <= helpers:
                 wait_answer(f"http://127.0.0.1:{self.port}/", deadline - time.monotonic())
                 return {
@@ -210,7 +198,7 @@ def survives_hup(peer: Peer, wait: float = 3.0) -> dict[str, Any]:
     url = peer.start()
     try:
         assert peer.proc is not None
-        before = children(peer.proc.pid)
+        before = live_children(peer.proc.pid)
         peer.proc.send_signal(signal.SIGHUP)
         time.sleep(wait)
         alive, answers = peer.proc.poll() is None, False

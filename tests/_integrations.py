@@ -15,15 +15,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests._helpers import wait_for
+from swapprof._process import children as all_children
+from swapprof._process import pid_alive
+from tests._helpers import OPENER, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 WSGI_APP = """
 import os
@@ -62,14 +62,8 @@ def get(url: str, timeout: float = 5.0) -> bytes | None:
 
 
 def children(pid: int) -> set[int]:
-    found = set()
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rpartition(")")[2].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.add(int(entry))
-    return found
+    """``pid``'s children that are not zombies."""
+    return {child for child in all_children(pid) if pid_alive(child)}
 
 
 class Server:

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from swapprof._process import pid_alive
+from swapprof._process import children, pid_alive
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.integrations import _events as ev
-from swapprof.integrations._adapters import Adapter, children
+from swapprof.integrations._adapters import Adapter
 from swapprof.integrations._observe import Observer
 from swapprof.integrations._stitch import Stitcher
 from swapprof.integrations._timeline import Timeline

@@ -7,7 +7,8 @@ import contextlib
 import os
 import sys
 
-from swapprof.server.master._strays import StrayReaper, children
+from swapprof._process import children
+from swapprof.server.master._strays import StrayReaper
 from tests._helpers import wait_for
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from swapprof._errors import ConfigError
+from swapprof._process import children, pid_alive
 from swapprof.cli import build_parser
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.server._cli_format import format_status
@@ -60,19 +61,6 @@ def _pids_answering(server: ServerProcess, want: int) -> set[int]:
 
     wait_for(enough, what=f"{want} distinct pids answering")
     return seen
-
-
-def _children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return {int(p) for p in f.read().split()}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_two_workers_answer_from_two_pids_and_upgrades_under_load_lose_nothing() -> None:
@@ -143,7 +131,7 @@ def test_a_killed_worker_is_replaced_alone_and_only_its_own_connections_break() 
     assert status["serving_generation"] == 1 and now[0] == before[0] and now[1] != before[1]
     assert status["worker_restarts"] == 1
     assert status["upgrades_total"] == {}  # no upgrade for it
-    assert not _alive(before[1])
+    assert not pid_alive(before[1])
     counts = error_counts(results)
     assert sum(counts.values()) <= 3 and counts["http_5xx"] == 0, counts  # 3 keep-alive clients
     assert len(results) > 20
@@ -159,13 +147,13 @@ def test_one_failing_new_worker_rolls_the_whole_upgrade_back(tmp_path: Path) -> 
         status = server.status()
         new = record["new_pids"]
         answering = _pids_answering(server, 2)
-        master_children = _children(server.pid)
+        master_children = children(server.pid)
     assert record["outcome"] == "rolled_back" and record["reason"] == "import_error", record
     assert record["failed_worker"] == 1 and "worker 1" in record["detail"]
     assert any("deliberate import failure in worker 1" in line for line in record["tail"])
     assert status["serving_generation"] == 1 and {g["pid"] for g in status["generations"]} == old
     assert answering == old
-    assert len(new) == 2 and not any(_alive(pid) for pid in new)
+    assert len(new) == 2 and not any(pid_alive(pid) for pid in new)
     assert master_children == old
 
 
@@ -187,10 +175,10 @@ def test_fifty_upgrades_of_two_workers_leave_no_process_or_fd() -> None:
         for _ in range(49):
             assert server.upgrade()["outcome"] == "success"
         status = server.status()
-        children = _children(server.pid)
+        kids = children(server.pid)
     assert status["master_fds"] == fds
     assert status["serving_generation"] == 51
-    assert children == {g["pid"] for g in status["generations"]} and len(children) == 2
+    assert kids == {g["pid"] for g in status["generations"]} and len(kids) == 2
 
 
 def test_status_lists_every_worker_with_its_memory_and_the_spans_carry_the_worker() -> None:

@@ -8,7 +8,6 @@ tracker). Everything else -- the events, the stitching, the records -- is the sa
 
 from __future__ import annotations
 
-import os
 import signal
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,22 +62,6 @@ def adapter_for(argv: Sequence[str], name: str | None = None) -> Adapter:
         if cls.name == name or (name is None and cls.matches(argv)):
             return cls()
     return Adapter()
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (``/proc/PID/task/*/children``)."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                found.extend(int(p) for p in fh.read().split())
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def cmdline(pid: int) -> str:

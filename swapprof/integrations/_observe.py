@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from swapprof._errors import ConfigError
+from swapprof._process import children
 from swapprof._vocabulary import ENV_RUN_DIR
 from swapprof.integrations import _events as ev
-from swapprof.integrations._adapters import Adapter, children, cmdline
+from swapprof.integrations._adapters import Adapter, cmdline
 from swapprof.integrations._http import Endpoint
 from swapprof.integrations._recorder import Recorder
 from swapprof.integrations._stitch import Stitcher

@@ -12,26 +12,14 @@ still on its way to the master, in a zygote's answer, is never taken from its ow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable
 
+from swapprof._process import children
+
 INTERVAL_S = 2.0
 GRACE_S = 10.0
-
-
-def children() -> set[int]:
-    """The pids of this process's children (all threads' children)."""
-    pids: set[int] = set()
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return pids
-    for tid in tasks:
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/self/task/{tid}/children") as fh:
-            pids.update(int(p) for p in fh.read().split())
-    return pids
 
 
 class StrayReaper:

@@ -23,6 +23,21 @@ from tests.test_integrations_gunicorn import GUNICORN, gunicorn, traces
 
 pytestmark = pytest.mark.skipif(not GUNICORN.exists(), reason="needs gunicorn: pip install -e '.[bench]'")
 BROKEN = 'raise RuntimeError("a broken deploy")\n'
+BROKEN_WHILE_HALTING = """\
+import os, signal, time
+here = os.path.dirname(os.path.abspath(__file__))
+try:
+    os.close(os.open(os.path.join(here, "first"), os.O_CREAT | os.O_EXCL))
+except FileExistsError:  # the second worker: it fails once gunicorn halts for the first one
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    open(os.path.join(here, "second"), "w").close()
+    signal.sigtimedwait({signal.SIGTERM}, 30)
+else:  # the first worker: it fails once the second one is waiting
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(here, "second")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+raise RuntimeError("a broken deploy")
+"""
 
 
 def answered_by(server: it.Server, pids: set[int]) -> bool:
@@ -83,6 +98,21 @@ def test_usr2_whose_new_workers_cannot_load_the_app_is_rolled_back_by_the_old_ma
         server.proc.send_signal(signal.SIGHUP)  # the old master's own next upgrade
         second = server.wait_records(2)[1]
         assert (second["id"], second["outcome"], second["new_generation"]) == (2, "success", 2)
+
+
+def test_usr2_whose_second_worker_fails_while_gunicorn_halts_is_still_an_import_error(tmp_path: Path) -> None:
+    """gunicorn raises ``HaltServer`` again out of ``Arbiter.halt`` and never calls ``on_exit``:
+    the new master still hands the upgrade back, at its interpreter's exit, with why it halted."""
+    with gunicorn(tmp_path, "--pid", "{tmp}/g.pid") as server:
+        master = wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
+        answered_by(server, wait_for(lambda: it.n_children(master, 2), 60, "two workers"))
+        (tmp_path / "wsgiapp.py").write_text(BROKEN_WHILE_HALTING)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGUSR2)
+        [record] = server.wait_records(1)
+        assert (record["outcome"], record["reason"]) == ("rolled_back", "import_error"), record
+        assert "During handling of the above exception" in server.log_text()  # on_exit was skipped
+        assert wait_for(lambda: server.state().get("master_pid") == master, 30, "the old master's state")
 
 
 def test_usr2_backed_out_or_killed_is_rolled_back_by_the_old_master(tmp_path: Path) -> None:

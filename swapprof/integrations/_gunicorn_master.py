@@ -34,7 +34,7 @@ from typing import Any, Final
 from swapprof._process import pid_alive
 from swapprof._vocabulary import REASON_CRASHED, ROLLED_BACK
 from swapprof.integrations import _events as ev
-from swapprof.integrations._gunicorn_usr2 import HandedOver, halt_reason, handback
+from swapprof.integrations._gunicorn_usr2 import HandedOver, halt_reason, halt_status, handback
 from swapprof.integrations._http import Endpoint
 from swapprof.integrations._recorder import Recorder
 from swapprof.integrations._stitch import Stitcher
@@ -82,6 +82,7 @@ class MasterRecorder:
         self.parent_pid: int | None = None
         self._relayers: dict[int, ev.Sender] = {}
         self.handed: HandedOver | None = None
+        self.halted_with: int | None = None
         self.selector = selectors.DefaultSelector()
         inherited = env.pop(ENV_UPGRADE, None)
         if inherited:
@@ -160,7 +161,7 @@ class MasterRecorder:
         if pending is None or parent is None or pending.old_pid != parent or not pid_alive(parent):
             return False
         sender = ev.Sender(str(socket_path(self.run_dir, parent)))
-        sender.send(handback(pending, halt_reason()))
+        sender.send(handback(pending, halt_reason(self.halted_with)))
         sender.close()
         self.stitcher.pending = None
         return True
@@ -287,8 +288,13 @@ class MasterRecorder:
         """From a hook on the main thread: one datagram to the thread, never waiting."""
         self.sender.send(ev.event(name, ns, **fields))
 
+    def halting(self, exc: BaseException) -> None:
+        """gunicorn raised ``exc`` from ``reap_workers``: the first ``HaltServer``'s status says why."""
+        if self.halted_with is None:
+            self.halted_with = halt_status(exc)
+
     def stop(self) -> None:
-        """``on_exit``: end a pending upgrade as it stands, flush (bounded), close."""
+        """``on_exit`` (or the exit without it): end a pending upgrade as it stands, flush (bounded), close."""
         self.stopping.set()
         self.note(ev.TICK)
         self.thread.join(STOP_WAIT_S)

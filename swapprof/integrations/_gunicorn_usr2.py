@@ -10,9 +10,9 @@ whose ``/metrics`` is scraped, so it records the upgrade, as ``rolled_back``:
   id, the child's pid, the stamp); the old master watches that pid (a pidfd).
 - A new master stopping while its old master lives hands its side back (``ev.HANDBACK``: why,
   and its workers' stamps) instead of recording; the reason is read from gunicorn's
-  ``HaltServer`` being handled while ``on_exit`` runs (``import_error`` for a worker or app
-  that failed to load, ``exited_before_ready`` for another halt, ``master_stopping`` when it
-  was asked to stop).
+  ``HaltServer`` (the first one ``reap_workers`` raised, else the one being handled while
+  ``on_exit`` runs): ``import_error`` for a worker or app that failed to load,
+  ``exited_before_ready`` for another halt, ``master_stopping`` when it was asked to stop.
 - When the child is gone, the old master records the upgrade with what it was handed
   (``crashed_before_ready`` if nothing was), and writes its own ``state.json`` again.
 """
@@ -37,10 +37,16 @@ LOAD_FAILURES = (3, 4)
 """gunicorn's exit statuses for a worker that failed to boot and an app that failed to load."""
 
 
-def halt_reason() -> str:
-    """Why this gunicorn master is stopping (called in ``on_exit``, inside gunicorn's handler)."""
-    exc = sys.exc_info()[1]
+def halt_status(exc: BaseException | None) -> int | None:
+    """The exit status of gunicorn's ``HaltServer`` ``exc`` (None for any other exception)."""
     status = getattr(exc, "exit_status", None) if type(exc).__name__ == "HaltServer" else None
+    return status if isinstance(status, int) else None
+
+
+def halt_reason(noted: int | None = None) -> str:
+    """Why this gunicorn master is stopping: the halt status ``noted`` when gunicorn raised one,
+    else the ``HaltServer`` being handled (``on_exit`` runs inside gunicorn's handler)."""
+    status = noted if noted is not None else halt_status(sys.exc_info()[1])
     if status is None:
         return REASON_STOPPING
     return REASON_IMPORT_ERROR if status in LOAD_FAILURES else REASON_EXITED

@@ -23,12 +23,17 @@ What each hook does (gunicorn calls them; see ``gunicorn/arbiter.py``):
   ``_gunicorn_usr2``). ``on_exit``: flush and stop.
 - The arbiter's ``kill_worker`` is wrapped (on this arbiter object only) to stamp when an old
   worker is told to stop: gunicorn has no hook there, and that moment starts the service gap.
+  Its ``reap_workers`` is wrapped to note why gunicorn halts (the ``HaltServer`` it raises).
+- ``atexit`` (master) stops the recorder if ``on_exit`` never ran: gunicorn skips it when a
+  second worker fails to boot while it halts for the first (that ``HaltServer`` escapes
+  ``Arbiter.halt``), or when its main loop fails; the upgrade is still recorded or handed back.
 
 Nothing swapprof does in a hook raises into gunicorn: a failure is logged at debug level.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -92,6 +97,8 @@ def _on_starting(server: Any) -> None:
         after_in_child=_after_fork_in_child,
     )
     _wrap_kill_worker(server)
+    _wrap_reap_workers(server)
+    atexit.register(_at_exit)
     _master.start()
     server.log.info(
         "swapprof: /metrics on http://%s, upgrades in %s", _master.endpoint.address, _master.run_dir
@@ -118,6 +125,20 @@ def _wrap_kill_worker(server: Any) -> None:
         original(pid, sig)
 
     server.kill_worker = kill_worker
+
+
+def _wrap_reap_workers(server: Any) -> None:
+    original = server.reap_workers
+
+    def reap_workers() -> None:
+        try:
+            original()
+        except BaseException as exc:
+            if _master is not None:
+                _master.halting(exc)
+            raise
+
+    server.reap_workers = reap_workers
 
 
 @_safely
@@ -171,10 +192,18 @@ def _pre_exec(server: Any) -> None:
 
 @_safely
 def _on_exit(server: Any) -> None:
+    _at_exit()
+
+
+def _at_exit() -> None:
+    """``on_exit``, or the interpreter's exit when gunicorn skipped it: once, in the master."""
     global _master
-    if _master is not None:
-        _master.stop()
-        _master = None
+    master, _master = _master, None
+    if master is not None and master.pid == os.getpid():
+        try:
+            master.stop()
+        except Exception:  # never into gunicorn's exit
+            log.debug("swapprof: stopping the recorder failed", exc_info=True)
 
 
 # ---------------------------------------------------------------- worker

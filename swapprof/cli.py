@@ -10,19 +10,13 @@ upgrade rolled back, a master that could not start); 2 usage or input error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
-from swapprof import _demo
 from swapprof._argtypes import Subparsers
 from swapprof._errors import ConfigError, NotRunningError, SwapprofError
-from swapprof.dashboards import _cli as dashboards_cli
-from swapprof.gate import _cli as gate_cli
-from swapprof.integrations import _cli as integrations_cli
-from swapprof.pprof import _cli as pprof_cli
-from swapprof.server import _cli as server_cli
-from swapprof.telemetry import _report_cli as report_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -35,28 +29,37 @@ class Subcommand(Protocol):
     def run(self, args: argparse.Namespace) -> int: ...
 
 
-#: Each subcommand, in ``swapprof --help`` order, and the module that parses and runs it.
-COMMANDS: dict[str, Subcommand] = {
-    "serve": server_cli,
-    "ctl": server_cli,
-    "report": report_cli,
-    "observe": integrations_cli,
-    "demo": _demo,
-    "dashboards": dashboards_cli,
-    "profile": pprof_cli,
-    "bench": gate_cli,
-    "gate": gate_cli,
+#: Each subcommand, in ``swapprof --help`` order, and the module that parses and runs it
+#: (imported when that command runs: ``swapprof ctl`` does not import the gate, the profiler
+#: or the demo, and starts in a fraction of the time; ``--help`` imports them all).
+COMMANDS: dict[str, str] = {
+    "serve": "swapprof.server._cli",
+    "ctl": "swapprof.server._cli",
+    "report": "swapprof.telemetry._report_cli",
+    "observe": "swapprof.integrations._cli",
+    "demo": "swapprof._demo",
+    "dashboards": "swapprof.dashboards._cli",
+    "profile": "swapprof.pprof._cli",
+    "bench": "swapprof.gate._cli",
+    "gate": "swapprof.gate._cli",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def subcommand(command: str) -> Subcommand:
+    """The module that parses and runs ``command`` (imported now)."""
+    return cast(Subcommand, importlib.import_module(COMMANDS[command]))
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``command``'s module only when it is one."""
     parser = argparse.ArgumentParser(
         prog="swapprof", description="Observable hot updates for Python services."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in dict.fromkeys(COMMANDS.values()):  # each module once, in table order
-        module.add_parser(sub)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for path in dict.fromkeys(COMMANDS[name] for name in names):  # each module once, in order
+        importlib.import_module(path).add_parser(sub)
     return parser
 
 
@@ -79,8 +82,9 @@ def subcommand_parsers(parser: argparse.ArgumentParser | None = None) -> dict[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     if args.version:
         from swapprof import __version__
 
@@ -90,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return COMMANDS[args.command].run(args)
+        return subcommand(args.command).run(args)
     except ConfigError as exc:
         print(f"swapprof: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -113,7 +113,7 @@ def test_version() -> None:
 
 
 def test_every_subcommand_module_parses_and_runs_what_the_table_says() -> None:
-    from swapprof.cli import COMMANDS, build_parser, subcommand_parsers
+    from swapprof.cli import COMMANDS, build_parser, subcommand, subcommand_parsers
 
     parsers = subcommand_parsers(build_parser())
     assert [name for name in parsers if " " not in name] == list(COMMANDS)
@@ -128,5 +128,18 @@ def test_every_subcommand_module_parses_and_runs_what_the_table_says() -> None:
     assert parsers["ctl upgrade"].prog == "swapprof ctl upgrade"
     flags = {opt for action in parsers["serve"]._actions for opt in action.option_strings}
     assert {"--bind", "--preload", "--no-spare", "--debug-token"} <= flags
-    for module in COMMANDS.values():
+    for command in COMMANDS:
+        module = subcommand(command)
         assert callable(module.add_parser) and callable(module.run)
+
+
+def test_ctl_imports_only_the_server_cli_not_the_gate_profiler_or_demo(tmp_path: Path) -> None:
+    code = (
+        "import sys; from swapprof.cli import main; rc = main(['ctl', '--run-dir', sys.argv[1], 'status']); "
+        "print(rc, sorted(m for m in sys.modules if m.split('.')[:2] in "
+        "(['swapprof', 'gate'], ['swapprof', 'pprof'], ['swapprof', '_demo'], ['swapprof', 'dashboards'])))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.stdout.split(None, 1) == ["1", "[]\n"], proc.stdout + proc.stderr  # not running: exit 1

@@ -8,7 +8,6 @@ codes there. Exit 1 is also returned when ``ctl upgrade --wait`` rolled back or 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -238,6 +237,8 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.preload is not None
         else None,
     )
+    import asyncio
+
     try:
         return asyncio.run(serve(config))
     except StartupError as exc:

@@ -9,10 +9,12 @@ them; a generation resolves ``auto`` the same way, in its own interpreter.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:  # asyncio is imported where a loop is made (``swapprof ctl`` needs none)
+    import asyncio
 
 LOOPS: Final = ("auto", "asyncio", "uvloop")
 HTTPS: Final = ("auto", "h11", "httptools")
@@ -60,6 +62,8 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
         import uvloop
 
         return uvloop.new_event_loop
+    import asyncio
+
     return asyncio.SelectorEventLoop
 
 

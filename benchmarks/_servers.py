@@ -1,8 +1,11 @@
 """The servers benchmarks/apps.py compares, behind one shape: start() -> url, upgrade(), stop().
 
 - ``swapprof serve`` (one generation; --threads 10 for WSGI, through swapprof's WSGI bridge, or
-  through a2wsgi: ``Swapprof(app, log, "a2wsgi")``); upgrade = ``swapprof ctl upgrade
-  --wait`` run as a command, which returns once the old generation has drained and exited;
+  through a2wsgi: ``Swapprof(app, log, "a2wsgi")``); upgrade = SIGHUP to the master, as for
+  the peers, then waiting for its record in ``RUN_DIR/upgrades.jsonl`` (written once the old
+  generation has drained and exited: what ``swapprof ctl upgrade --wait`` waits for; a ctl
+  process per upgrade would cost the serving workers its start-up CPU, which a peer's
+  ``kill -HUP`` does not);
 - uvicorn ``--workers 1``: steady only -- with one worker uvicorn runs without its supervisor, so
   SIGHUP has no handler and ends the process (survives_hup() shows it in every run);
 - gunicorn ``-k uvicorn.workers.UvicornWorker -w 1``, the ASGI server that does restart on HUP;
@@ -96,19 +99,25 @@ class Swapprof:
         wait_answer(self.server.url + "/")
         return self.server.url + "/"
 
-    def upgrade(self) -> dict[str, Any]:
+    def upgrade(self, timeout: float = 120.0) -> dict[str, Any]:
+        records = self.server.run_dir / "upgrades.jsonl"
+        seen = records.read_bytes().count(b"\n") if records.exists() else 0
         t0 = time.monotonic()
-        argv = [sys.executable, "-m", "swapprof", "ctl", "--run-dir", str(self.server.run_dir)]
-        done = subprocess.run(
-            [*argv, "upgrade", "--wait", "--json"], capture_output=True, text=True, timeout=120
-        )
-        record = json.loads(done.stdout) if done.stdout.strip().startswith("{") else {}
+        os.kill(self.root_pid, signal.SIGHUP)
+        record: dict[str, Any] = {}
+        while time.monotonic() < t0 + timeout:
+            lines = records.read_bytes().splitlines() if records.exists() else []
+            if len(lines) > seen:
+                record = json.loads(lines[seen])
+                break
+            time.sleep(0.005)
+        ok = record.get("outcome") == "success"
         return {
             "ms": (time.monotonic() - t0) * 1000,
-            "ok": done.returncode == 0 and record.get("outcome") == "success",
+            "ok": ok,
             "upgrade_total_ms": record.get("upgrade_total_ms"),
             "time_to_ready_ms": record.get("time_to_ready_ms"),
-            "detail": None if done.returncode == 0 else (done.stdout + done.stderr)[-500:],
+            "detail": None if ok else json.dumps(record)[-500:] or "no record",
         }
 
     def stop(self) -> None:

@@ -11,9 +11,9 @@ with a2wsgi as its WSGI bridge (SWAPPROF_WSGI_ADAPTER=a2wsgi; skip with --no-a2w
 also holds the loop <-> thread hops per request of both bridges (_hops.py, counted in-process).
 `--apps django-wsgi,flask` runs those only; `--upgrades 0` measures steady throughput only.
 Per server and round: a fresh server, a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady
-req/s and p99), then wrk again while `--upgrades` upgrades run one after the other (swapprof:
-`swapprof ctl upgrade --wait`; peers: SIGHUP, then wait until the new worker answers and the old
-one is gone), stopped with SIGINT one second after the last (wrk's error counts and p99). Servers
+req/s and p99), then wrk again while `--upgrades` upgrades run one after the other (every
+server: SIGHUP; swapprof: then its record in upgrades.jsonl, what `ctl upgrade --wait` waits
+for; peers: then the new worker answering and the old one gone), stopped with SIGINT one second after the last (wrk's error counts and p99). Servers
 run in the same order every round (A B A B) so drift hits all. Prints a table and writes
 benchmarks/results/apps.json.
 """
@@ -283,7 +283,7 @@ def main() -> int:
                 "steady only: SIGHUP ends it (see uvicorn_workers_1_sighup)",
                 "gunicorn_uvicorn": "gunicorn -k uvicorn.workers.UvicornWorker -w 1 (ASGI upgrade peer)",
                 "gunicorn": "gunicorn -k gthread -w 1 --threads 10",
-                "swapprof_upgrade": "swapprof ctl upgrade --wait, one after the other",
+                "swapprof_upgrade": "SIGHUP to the master, then its record in upgrades.jsonl, one after the other",
                 "peer_upgrade": "SIGHUP, then wait until a new worker pid is the master's child, the old "
                 "is gone and / answers 200; the next right after",
                 "upgrade_window": "wrk from 1 s before the first upgrade to 1 s after the last (SIGINT)",

@@ -4,8 +4,8 @@
 
 Part 1, per app (FastAPI hello with a pydantic model; the demo app): each server fresh, in the
 same order every round; a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady req/s, p99),
-then wrk again while `--upgrades` upgrades run one after the other (swapprof: `ctl upgrade
---wait`; peers: SIGHUP, then wait until N new worker pids serve and the old ones are gone),
+then wrk again while `--upgrades` upgrades run one after the other (all: SIGHUP; swapprof:
+then its record in upgrades.jsonl; peers: then N new worker pids serve and the old ones are gone),
 wrk's error counts and p99 during the upgrades.
 Part 2 (demo app, wrk at a steady 4 connections): time_to_ready with 1 and 2 workers, exec
 and `--preload` (zygote + spare), and each worker's PSS/RSS after the upgrades.

@@ -16,8 +16,6 @@ that did not succeed makes the upgrade's outcome its own.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 from pathlib import Path
@@ -43,14 +41,7 @@ class ServerRecords:
         return self.run_dir.state.exists()
 
     def read(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        with contextlib.suppress(OSError):
-            for line in self.run_dir.upgrades.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    value = json.loads(line)
-                    if isinstance(value, dict):
-                        found.append(value)
-        return found
+        return self.run_dir.read_upgrades()
 
     def wait(self, after: int, deadline: float) -> dict[str, Any] | None:
         """The first record after the first ``after`` ones, once written (None at ``deadline``)."""

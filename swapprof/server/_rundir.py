@@ -5,7 +5,8 @@
     RUN_DIR/control.sock          the master's control socket (0600)
     RUN_DIR/master.pid            the master's pid, while it runs
     RUN_DIR/state.json            addresses, serving generation, debug address (atomic rewrite)
-    RUN_DIR/upgrades.jsonl        one line per ended upgrade
+    RUN_DIR/upgrades.jsonl        one line per ended upgrade (rotated at UPGRADES_MAX_BYTES to
+                                  upgrades.jsonl.1: the two files hold the latest records)
     RUN_DIR/spans.jsonl           the embedded span file (swapprof.telemetry)
     RUN_DIR/handoff/gen-N.W.json  the trace context worker W of generation N records switch/drain/exit under
     RUN_DIR/handoff/reload-N.W.json the modules ``ctl reload`` asks worker W of generation N to reload
@@ -25,6 +26,7 @@ forked from a zygote, its ``pages``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -38,6 +40,8 @@ CONTROL_NAME = "control.sock"
 PID_NAME = "master.pid"
 STATE_NAME = "state.json"
 UPGRADES_NAME = "upgrades.jsonl"
+UPGRADES_MAX_BYTES = 16 * 1024 * 1024
+"""Where ``upgrades.jsonl`` is rotated (~10,000 records; the previous file is kept as ``.1``)."""
 HANDOFF_DIR = "handoff"
 PRIVATE_DIR = "private"
 PRELOAD_NAME = "preload.json"
@@ -63,6 +67,10 @@ class RunDir:
     @property
     def upgrades(self) -> Path:
         return self.path / UPGRADES_NAME
+
+    @property
+    def upgrades_rotated(self) -> Path:
+        return self.path / (UPGRADES_NAME + ".1")
 
     def handoff(self, generation: int, worker: int = 0) -> Path:
         return self.path / HANDOFF_DIR / f"gen-{generation}.{worker}.json"
@@ -103,13 +111,22 @@ class RunDir:
     def write_pid(self) -> None:
         self.pid_file.write_text(f"{os.getpid()}\n")
 
-    def append_upgrade(self, record: dict[str, Any]) -> None:
+    def append_upgrade(self, record: dict[str, Any], max_bytes: int = UPGRADES_MAX_BYTES) -> None:
         """Append one JSON line, whole or not at all: a short write (a full disk) is cut off
-        again, so readers never meet half a record."""
+        again, so readers never meet half a record. A file that would pass ``max_bytes``
+        becomes ``upgrades.jsonl.1`` first (replacing the one before), under an advisory lock
+        that every writer of this run dir takes (two gunicorn masters share one in a USR2)."""
         line = (json.dumps(record) + "\n").encode()
         fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             start = os.fstat(fd).st_size
+            if start and start + len(line) > max_bytes and self._is_current(fd):
+                os.replace(self.upgrades, self.upgrades_rotated)
+                os.close(fd)
+                fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                start = os.fstat(fd).st_size
             try:
                 written = os.write(fd, line)
                 while written < len(line):
@@ -120,6 +137,26 @@ class RunDir:
                 raise
         finally:
             os.close(fd)
+
+    def _is_current(self, fd: int) -> bool:
+        """``fd`` is still ``upgrades.jsonl`` (not a file another writer has just rotated)."""
+        try:
+            return os.stat(self.upgrades).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            return False
+
+    def read_upgrades(self) -> list[dict[str, Any]]:
+        """Every record still on disk, oldest first (``upgrades.jsonl.1``, then ``upgrades.jsonl``);
+        a line that is not a JSON object is skipped."""
+        found: list[dict[str, Any]] = []
+        for path in (self.upgrades_rotated, self.upgrades):
+            with contextlib.suppress(OSError):
+                for line in path.read_text().splitlines():
+                    with contextlib.suppress(ValueError):
+                        value = json.loads(line)
+                        if isinstance(value, dict):
+                            found.append(value)
+        return found
 
     def remove_master_files(self) -> None:
         for path in (self.control, self.pid_file):

@@ -117,6 +117,7 @@ class Swapprof:
             "ok": ok,
             "upgrade_total_ms": record.get("upgrade_total_ms"),
             "time_to_ready_ms": record.get("time_to_ready_ms"),
+            "spare": record.get("spare"),
             "detail": None if ok else json.dumps(record)[-500:] or "no record",
         }
 

@@ -62,3 +62,22 @@ def test_otel_global_sends_the_app_spans_to_otlp_only(tmp_path: Path) -> None:
     assert {s["resource"].get("service.name") for s in spans} == {"otel-app"}  # type: ignore[union-attr]
     file = tmp_path / "spans.jsonl"
     assert not [s for s in (read_spans(file) if file.exists() else []) if _is_request_span(s)]
+
+
+def test_otel_global_with_nowhere_to_send_the_app_spans_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    runs: list[str] = []
+
+    def stderr(**extra: str) -> str:
+        runs.append(str(tmp_path / f"run{len(runs)}"))
+        argv = [sys.executable, "-m", "swapprof", "serve", "no_such_module_here:app", "--otel-global"]
+        argv += ["--run-dir", runs[-1], "--ready-timeout", "20"]
+        done = subprocess.run(argv, env=_env(**extra), capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0  # the app does not exist: the start fails after the notice
+        return done.stderr
+
+    assert "--otel-global: neither OTEL_EXPORTER_OTLP_ENDPOINT nor" in stderr()
+    assert "--otel-global" not in stderr(OTEL_TRACES_EXPORTER="none")
+    assert "--otel-global" not in stderr(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://127.0.0.1:9/v1/traces")

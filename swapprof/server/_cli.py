@@ -237,6 +237,11 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.preload is not None
         else None,
     )
+    if config.otel_global:
+        from swapprof.telemetry._settings import otel_global_unexported
+
+        if (unexported := otel_global_unexported(os.environ)) is not None:
+            print(f"swapprof: warning: {unexported}", file=sys.stderr)
     import asyncio
 
     try:

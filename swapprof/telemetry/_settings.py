@@ -24,6 +24,7 @@ from swapprof._errors import ConfigError
 ENV_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 ENV_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 ENV_SERVICE_NAME = "OTEL_SERVICE_NAME"
+ENV_TRACES_EXPORTER = "OTEL_TRACES_EXPORTER"
 ENV_TELEMETRY = "SWAPPROF_TELEMETRY"
 ENV_OTEL_GLOBAL = "SWAPPROF_OTEL_GLOBAL"
 ENV_FLUSH_TIMEOUT = "SWAPPROF_FLUSH_TIMEOUT"
@@ -45,6 +46,20 @@ def otel_global(value: bool | None, env: Mapping[str, str]) -> bool:
     if text == "1":
         return True
     raise ConfigError(f"{ENV_OTEL_GLOBAL}={text!r} must be 0 or 1")
+
+
+def otel_global_unexported(env: Mapping[str, str]) -> str | None:
+    """With ``otel_global``: why the app's spans would be recorded and sent nowhere (no OTLP
+    endpoint in ``env``), or None. ``OTEL_TRACES_EXPORTER=none`` says that is meant."""
+    if env.get(ENV_OTLP_ENDPOINT) or env.get(ENV_TRACES_ENDPOINT):
+        return None
+    if env.get(ENV_TRACES_EXPORTER, "").strip().lower() == "none":
+        return None
+    return (
+        f"--otel-global: neither {ENV_OTLP_ENDPOINT} nor {ENV_TRACES_ENDPOINT} is set, so the app's "
+        f"spans go nowhere (its metrics still join /metrics); set one (a collector, e.g. "
+        f"http://localhost:4318), or {ENV_TRACES_EXPORTER}=none to say that is meant"
+    )
 
 
 def flush_timeout(value: float | None, env: Mapping[str, str]) -> float:

@@ -76,7 +76,7 @@ def live_children(pid: int) -> set[int]:
 class Swapprof:
     """``adapter``: the WSGI bridge (``SWAPPROF_WSGI_ADAPTER``: swapprof's own, or a2wsgi)."""
 
-    def __init__(self, app: App, log: Path, adapter: str | None = None) -> None:
+    def __init__(self, app: App, log: Path, adapter: str | None = None, learn: int = 0) -> None:
         args = ["--app-dir", str(app.app_dir), "--interface", app.interface]
         if app.interface == "wsgi":
             args += ["--threads", "10"]
@@ -87,6 +87,7 @@ class Swapprof:
         self.name = "swapprof" if adapter in (None, "swapprof") else f"swapprof-{adapter}"
         self.server = ServerProcess(app.target, args=args, env=env)
         self.log = log
+        self.learn = learn  # --preload auto: upgrades to run, once started, until the zygote learned
 
     @property
     def root_pid(self) -> int:
@@ -97,6 +98,14 @@ class Swapprof:
     def start(self) -> str:
         self.server.start()
         wait_answer(self.server.url + "/")
+        for _ in range(self.learn):
+            self.upgrade()
+        deadline = time.monotonic() + 60
+        while self.learn and time.monotonic() < deadline:
+            zygote = self.server.status().get("zygote") or {}
+            if zygote.get("pid") and not (zygote.get("preload") or {}).get("learning"):
+                break  # the zygote that holds what the generations imported is the one forking
+            time.sleep(0.05)
         return self.server.url + "/"
 
     def upgrade(self, timeout: float = 120.0) -> dict[str, Any]:

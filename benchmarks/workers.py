@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/workers.py [--steady 10] [--rounds 2] [--upgrades 20] [--ready-upgrades 10]
 
 Part 1, per app (FastAPI hello with a pydantic model; the demo app): each server fresh, in the
-same order every round; a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady req/s, p99),
+same order every round (swapprof exec, `--preload` as a user would list it, `--preload auto`
+once it has learned, the peers); a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady req/s, p99),
 then wrk again while `--upgrades` upgrades run one after the other (all: SIGHUP; swapprof:
 then its record in upgrades.jsonl; peers: then N new worker pids serve and the old ones are gone),
 wrk's error counts and p99 during the upgrades.
@@ -33,6 +34,7 @@ from apps import measure, pyc_facts, summarize, wait_for_quiet
 
 WORKERS = 2
 PRELOAD = {"fastapi": "fastapi,pydantic", "demo": "uvicorn"}  # what a user would list
+LEARN_UPGRADES = 3  # --preload auto: upgrades before measuring, then until the zygote has learned
 GOAL_RATIO = 0.95
 READY_GOAL = 1.5
 
@@ -44,6 +46,9 @@ def servers_for(app: App, logs: Path, tag: str) -> dict[str, Any]:
     zygote = Swapprof(app, logs / f"{tag}-swapprof-preload.log")
     zygote.server.argv += ["--workers", str(WORKERS), "--preload", PRELOAD[app.name]]
     found["swapprof-preload"] = zygote
+    auto = Swapprof(app, logs / f"{tag}-swapprof-auto.log", learn=LEARN_UPGRADES)
+    auto.server.argv += ["--workers", str(WORKERS), "--preload", "auto"]
+    found["swapprof-auto"] = auto
     port = free_port()
     argv = [str(BIN / "uvicorn"), app.target, "--app-dir", str(app.app_dir), "--workers", str(WORKERS)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -76,6 +81,8 @@ def throughput(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]
         "cpu_ratios": cpu_ratios,
         "p99_during_over_steady": p99_ratio,
         "preload_p99_during_over_steady": zygote["upgrade_p99_ms"] / zygote["steady_p99_ms"],
+        "auto_p99_during_over_steady": summary["swapprof-auto"]["upgrade_p99_ms"]
+        / summary["swapprof-auto"]["steady_p99_ms"],
         "goal_met": min(ratios.values()) >= GOAL_RATIO and ours["upgrade_failed"] == 0 and p99_ratio <= 1.2,
         "summary": summary,
         "rounds": rounds,
@@ -126,7 +133,7 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
     rows = []
     for name, data in results.items():
         s = data["summary"]
-        for key in ("swapprof", "swapprof-preload", "uvicorn", "gunicorn"):
+        for key in ("swapprof", "swapprof-preload", "swapprof-auto", "uvicorn", "gunicorn"):
             row = s[key]
             rows.append([
                 name, key, row["steady_rps"], row["steady_p99_ms"], row.get("steady_cpu_us_per_request", ""),
@@ -155,7 +162,8 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
     for name, data in results.items():
         lines.append(
             f"{name}: swapprof p99 during upgrades / steady {data['p99_during_over_steady']:.2f} "
-            f"(with --preload {data['preload_p99_during_over_steady']:.2f}); "
+            f"(with --preload {data['preload_p99_during_over_steady']:.2f}, "
+            f"auto {data['auto_p99_during_over_steady']:.2f}); "
             f"goal {'met' if data['goal_met'] else 'NOT met'}"
         )
     rows = [
@@ -249,6 +257,8 @@ def main() -> int:
                 "upgrades_per_round": args.upgrades,
                 "swapprof": f"swapprof serve APP --workers {WORKERS}; loop/http auto",
                 "swapprof_preload": f"the same with --preload {PRELOAD} (zygote + spare)",
+                "swapprof_auto": f"the same with --preload auto, after {LEARN_UPGRADES} upgrades and until "
+                "the zygote that holds what they imported forks",
                 "uvicorn": f"uvicorn APP --workers {WORKERS} --no-access-log; upgrade = SIGHUP",
                 "gunicorn": f"gunicorn -k uvicorn.workers.UvicornWorker -w {WORKERS}; upgrade = SIGHUP",
                 "time_to_ready": f"demo app, {args.ready_upgrades} upgrades per case, {args.ready_interval} s apart, under wrk -t1 -c4",

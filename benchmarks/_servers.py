@@ -32,6 +32,7 @@ from typing import Any
 from _hello_apps import App
 
 from swapprof._process import children, pid_alive
+from swapprof.gate._records import ServerRecords
 from swapprof.server._contract import ENV_WSGI_ADAPTER
 from swapprof.testing import ServerProcess
 
@@ -109,17 +110,11 @@ class Swapprof:
         return self.server.url + "/"
 
     def upgrade(self, timeout: float = 120.0) -> dict[str, Any]:
-        records = self.server.run_dir / "upgrades.jsonl"
-        seen = records.read_bytes().count(b"\n") if records.exists() else 0
+        records = ServerRecords(self.server.run_dir)
+        seen = len(records.read())
         t0 = time.monotonic()
         os.kill(self.root_pid, signal.SIGHUP)
-        record: dict[str, Any] = {}
-        while time.monotonic() < t0 + timeout:
-            lines = records.read_bytes().splitlines() if records.exists() else []
-            if len(lines) > seen:
-                record = json.loads(lines[seen])
-                break
-            time.sleep(0.005)
+        record = records.wait(seen, t0 + timeout) or {}
         ok = record.get("outcome") == "success"
         return {
             "ms": (time.monotonic() - t0) * 1000,
@@ -127,7 +122,7 @@ class Swapprof:
             "upgrade_total_ms": record.get("upgrade_total_ms"),
             "time_to_ready_ms": record.get("time_to_ready_ms"),
             "spare": record.get("spare"),
-            "detail": None if ok else json.dumps(record)[-500:] or "no record",
+            "detail": None if ok else json.dumps(record)[-500:] if record else "no record",
         }
 
     def stop(self) -> None:

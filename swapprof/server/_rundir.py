@@ -117,15 +117,13 @@ class RunDir:
         becomes ``upgrades.jsonl.1`` first (replacing the one before), under an advisory lock
         that every writer of this run dir takes (two gunicorn masters share one in a USR2)."""
         line = (json.dumps(record) + "\n").encode()
-        fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open_upgrades_locked()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             start = os.fstat(fd).st_size
             if start and start + len(line) > max_bytes and self._is_current(fd):
                 os.replace(self.upgrades, self.upgrades_rotated)
                 os.close(fd)
-                fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fd = self._open_upgrades_locked()
                 start = os.fstat(fd).st_size
             try:
                 written = os.write(fd, line)
@@ -137,6 +135,16 @@ class RunDir:
                 raise
         finally:
             os.close(fd)
+
+    def _open_upgrades_locked(self) -> int:
+        """``upgrades.jsonl`` opened for appending (created if missing), under its writers' lock."""
+        fd = os.open(self.upgrades, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
 
     def _is_current(self, fd: int) -> bool:
         """``fd`` is still ``upgrades.jsonl`` (not a file another writer has just rotated)."""

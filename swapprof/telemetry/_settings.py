@@ -48,10 +48,15 @@ def otel_global(value: bool | None, env: Mapping[str, str]) -> bool:
     raise ConfigError(f"{ENV_OTEL_GLOBAL}={text!r} must be 0 or 1")
 
 
+def traces_endpoint(value: str | None, env: Mapping[str, str]) -> str | None:
+    """Where traces go over OTLP: ``value``, else the traces endpoint, else the OTLP endpoint."""
+    return value or env.get(ENV_TRACES_ENDPOINT) or env.get(ENV_OTLP_ENDPOINT) or None
+
+
 def otel_global_unexported(env: Mapping[str, str]) -> str | None:
     """With ``otel_global``: why the app's spans would be recorded and sent nowhere (no OTLP
     endpoint in ``env``), or None. ``OTEL_TRACES_EXPORTER=none`` says that is meant."""
-    if env.get(ENV_OTLP_ENDPOINT) or env.get(ENV_TRACES_ENDPOINT):
+    if traces_endpoint(None, env):
         return None
     if env.get(ENV_TRACES_EXPORTER, "").strip().lower() == "none":
         return None

@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from swapprof.telemetry._settings import (
-    ENV_OTLP_ENDPOINT,
     ENV_SERVICE_NAME,
-    ENV_TRACES_ENDPOINT,
 )
 from swapprof.telemetry._settings import (
     flush_timeout as _flush_timeout,
@@ -41,6 +39,9 @@ from swapprof.telemetry._settings import (
 )
 from swapprof.telemetry._settings import (
     span_file_max_bytes as _span_file_max_bytes,
+)
+from swapprof.telemetry._settings import (
+    traces_endpoint as _traces_endpoint,
 )
 
 log = logging.getLogger("swapprof.telemetry")
@@ -178,7 +179,7 @@ def configure(
         max_bytes = _span_file_max_bytes(span_file_max_bytes, env)
         make_global = _otel_global(otel_global, env)
         path = Path(span_file) if span_file is not None else Path(run_dir) / SPAN_FILE if run_dir else None
-        endpoint = otlp_endpoint or env.get(ENV_TRACES_ENDPOINT) or env.get(ENV_OTLP_ENDPOINT) or None
+        endpoint = _traces_endpoint(otlp_endpoint, env)
         resource = _resource(role, generation, service_name, env)
         _current = _build(resource, path, max_bytes, otlp_endpoint, endpoint, prometheus, timeout, env)
         if make_global:

@@ -38,8 +38,8 @@ PROBE_HEADER = "x-swapprof-probe"
 PROBE_PATH = "/__swapprof__/probe"
 NOT_MINE = 409
 
-PER_TRY_S = 5.0
-CONNECTIONS = 3  # a claiming probe's connections per try (see ``_connect``)  # one try's limit (connect, answer), within the readiness deadline
+PER_TRY_S = 5.0  # one try's limit (connect, answer), within the readiness deadline
+CONNECTIONS = 3  # a claiming probe's connections per try (see ``_connect``)
 # Claims lost to another process in a row before the probe paces its tries (1 ms apart, then
 # up to PACE_MAX_S): losing that many means the other process is polling the listener hot.
 CLAIM_TRIES = 16

@@ -1,5 +1,4 @@
-import sys
-
+from swapprof.server.generation._leave import run_then_leave
 from swapprof.server.generation._main import main
 
-sys.exit(main())
+run_then_leave(main)

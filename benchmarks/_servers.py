@@ -69,6 +69,15 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
+def tree_cpu_with_reaped_s(pid: int) -> float:
+    """``tree_cpu_s`` plus the CPU of the children ``pid`` has reaped (cutime + cstime): what a
+    master's workers that exited since used, once it has waited for them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return tree_cpu_s(pid) + (int(fields[13]) + int(fields[14])) / tick
+
+
 def live_children(pid: int) -> set[int]:
     """``pid``'s children that are not zombies."""
     return {child for child in children(pid) if pid_alive(child)}

@@ -9,7 +9,9 @@ then wrk again while `--upgrades` upgrades run one after the other (all: SIGHUP;
 then its record in upgrades.jsonl; peers: then N new worker pids serve and the old ones are gone),
 wrk's error counts and p99 during the upgrades.
 Part 2 (demo app, wrk at a steady 4 connections): time_to_ready with 1 and 2 workers, exec
-and `--preload` (zygote + spare), and each worker's PSS/RSS after the upgrades.
+(with 2: one import, 2 forks), exec-each (`--no-fork-workers`, 2 workers) and `--preload`
+(zygote + spare); before the load, the CPU an upgrade costs at idle; each worker's PSS/RSS
+after the upgrades.
 Prints tables and writes benchmarks/results/workers.json.
 """
 
@@ -29,7 +31,7 @@ import _wrk
 from _common import logs_on_failure, machine, table, write
 from _hello_apps import App
 from _hello_apps import write as write_apps
-from _servers import BIN, Peer, Swapprof, free_port
+from _servers import BIN, Peer, Swapprof, free_port, tree_cpu_with_reaped_s
 from apps import measure, pyc_facts, summarize, wait_for_quiet
 
 WORKERS = 2
@@ -89,16 +91,31 @@ def throughput(app: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]
     }
 
 
+READY_MODES = (  # (mode, serve flags, worker counts)
+    ("exec", [], (1, WORKERS)),  # with 2 workers: one import, 2 forks (the app zygote)
+    ("exec-each", ["--no-fork-workers"], (WORKERS,)),  # each worker exec'd and importing the app
+    ("zygote", ["--preload", "swapprof.server.demo"], (1, WORKERS)),
+)
+IDLE_UPGRADES = 4  # per case, before the load: the CPU an upgrade costs in all
+
+
 def time_to_ready(demo: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
-    """time_to_ready per (mode, workers), under light load; workers' memory after the upgrades."""
+    """time_to_ready per (mode, workers), under light load; CPU per upgrade at idle; workers'
+    memory after the upgrades."""
     out: dict[str, Any] = {}
-    for mode, extra in (("exec", []), ("zygote", ["--preload", "swapprof.server.demo"])):
-        for workers in (1, WORKERS):
+    for mode, extra, counts in READY_MODES:
+        for workers in counts:
             key = f"{mode}-w{workers}"
             print(f"  time_to_ready: {key}", file=sys.stderr, flush=True)
             server = Swapprof(demo, logs / f"ready-{key}.log")
             server.server.argv += ["--workers", str(workers), *extra]
             url = server.start()
+            time.sleep(1.0)  # generation 1's after-READY work (telemetry set-up) done
+            cpu_before = tree_cpu_with_reaped_s(server.root_pid)
+            for _ in range(IDLE_UPGRADES):
+                server.upgrade()
+                time.sleep(1.0)  # each upgrade's after-READY work inside its own measurement
+            cpu_ms = (tree_cpu_with_reaped_s(server.root_pid) - cpu_before) * 1000 / IDLE_UPGRADES
             load = _wrk.start(url, 30 + (5 + args.ready_interval) * args.ready_upgrades, 4, 1)
             try:
                 records = []
@@ -115,6 +132,7 @@ def time_to_ready(demo: App, args: argparse.Namespace, logs: Path) -> dict[str, 
             gens = [g for g in status["generations"] if g["state"] == "serving"]
             out[key] = {
                 "time_to_ready_ms_median": statistics.median(ready) if ready else None,
+                "idle_cpu_ms_per_upgrade": round(cpu_ms, 1),
                 "time_to_ready_ms": ready,
                 "succeeded": sum(r["ok"] for r in records),
                 "with_spare": sum(bool(r.get("spare")) for r in records),
@@ -122,8 +140,8 @@ def time_to_ready(demo: App, args: argparse.Namespace, logs: Path) -> dict[str, 
                 "rss_kb_per_worker": [g["rss_kb"] for g in gens],
                 "zygote": status.get("zygote"),
             }
-    for mode in ("exec", "zygote"):
-        one, two = out[f"{mode}-w1"], out[f"{mode}-w{WORKERS}"]
+    for mode, one_key in (("exec", "exec"), ("exec-each", "exec"), ("zygote", "zygote")):
+        one, two = out[f"{one_key}-w1"], out[f"{mode}-w{WORKERS}"]
         if one["time_to_ready_ms_median"] and two["time_to_ready_ms_median"]:
             out[f"{mode}_ratio"] = two["time_to_ready_ms_median"] / one["time_to_ready_ms_median"]
     return out
@@ -170,6 +188,7 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
         [
             key,
             v["time_to_ready_ms_median"],
+            v.get("idle_cpu_ms_per_upgrade", ""),
             v["succeeded"],
             v.get("with_spare", ""),
             v["pss_kb_per_worker"],
@@ -183,6 +202,7 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
             [
                 "mode",
                 "time_to_ready median ms",
+                "CPU ms/upgrade (idle)",
                 "upgrades ok",
                 "with a spare",
                 "PSS KiB/worker",
@@ -193,7 +213,9 @@ def report(results: dict[str, Any], ready: dict[str, Any]) -> str:
     )
     lines.append(
         "time_to_ready 2 workers / 1: "
-        + ", ".join(f"{m} {ready[f'{m}_ratio']:.2f}" for m in ("exec", "zygote") if f"{m}_ratio" in ready)
+        + ", ".join(
+            f"{m} {ready[f'{m}_ratio']:.2f}" for m in ("exec", "exec-each", "zygote") if f"{m}_ratio" in ready
+        )
         + f" (goal <= {READY_GOAL})"
     )
     return "\n".join(lines)
@@ -261,7 +283,9 @@ def main() -> int:
                 "the zygote that holds what they imported forks",
                 "uvicorn": f"uvicorn APP --workers {WORKERS} --no-access-log; upgrade = SIGHUP",
                 "gunicorn": f"gunicorn -k uvicorn.workers.UvicornWorker -w {WORKERS}; upgrade = SIGHUP",
-                "time_to_ready": f"demo app, {args.ready_upgrades} upgrades per case, {args.ready_interval} s apart, under wrk -t1 -c4",
+                "time_to_ready": f"demo app, {args.ready_upgrades} upgrades per case, {args.ready_interval} s apart, under wrk -t1 -c4; "
+                f"before them {IDLE_UPGRADES} upgrades at idle, 1 s apart, for the CPU an upgrade costs (every process under the "
+                "master, the reaped ones included); exec with 2 workers = one import, 2 forks; exec-each = --no-fork-workers",
                 "aggregation": "req/s and p99: mean of rounds; errors: summed over rounds",
             },
             "goal": f"steady req/s >= {GOAL_RATIO} x each peer, 0 failed requests, p99 during <= 1.2 x "

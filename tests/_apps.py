@@ -40,6 +40,9 @@ async def app(scope, receive, send):
     if scope["type"] == "lifespan" and FAULT == "crash":
         message = await receive()
         os.kill(os.getpid(), signal.SIGABRT)
+    if scope["type"] == "lifespan" and FAULT == "crash-worker-1" and os.environ.get("SWAPPROF_WORKER") == "1":
+        message = await receive()  # the import is shared by forked workers: worker 1 dies later
+        os.kill(os.getpid(), signal.SIGABRT)
     if scope["type"] == "http" and scope["path"] == "/version":
         body = VERSION.encode()
         await send({"type": "http.response.start", "status": 200,

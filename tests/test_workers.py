@@ -138,19 +138,43 @@ def test_a_killed_worker_is_replaced_alone_and_only_its_own_connections_break() 
     assert error_counts(results_after) == NO_ERRORS, error_counts(results_after)
 
 
-def test_one_failing_new_worker_rolls_the_whole_upgrade_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("how", "fault", "reason"),
+    [
+        ("exec each", "import-worker-1", "import_error"),  # --no-fork-workers: each imports the app
+        ("forked", "crash-worker-1", "crashed_before_ready"),  # the default: one import, N forks
+    ],
+)
+def test_one_failing_new_worker_rolls_the_whole_upgrade_back(
+    tmp_path: Path, how: str, fault: str, reason: str
+) -> None:
     app_dir = write_faulty_app(tmp_path / "app")
-    with ServerProcess("faultyapp:app", args=["--app-dir", str(app_dir), "--workers", "2"]) as server:
+    args = [
+        "--app-dir",
+        str(app_dir),
+        "--workers",
+        "2",
+        *(["--no-fork-workers"] if how == "exec each" else []),
+    ]
+    with ServerProcess("faultyapp:app", args=args) as server:
         old = {g["pid"] for g in _workers(server.status())}
-        set_fault(app_dir, "import-worker-1")
+        set_fault(app_dir, fault)
         record = server.upgrade()
         status = server.status()
         new = record["new_pids"]
         answering = _pids_answering(server, 2)
-        master_children = children(server.pid)
-    assert record["outcome"] == "rolled_back" and record["reason"] == "import_error", record
-    assert record["failed_worker"] == 1 and "worker 1" in record["detail"]
-    assert any("deliberate import failure in worker 1" in line for line in record["tail"])
+        master_children = wait_for(
+            lambda: children(server.pid) if children(server.pid) == old else None,
+            what=lambda: f"the master's children {children(server.pid)} back to the old workers {old}",
+        )
+    assert record["outcome"] == "rolled_back" and record["reason"] == reason, record
+    assert record["failed_worker"] == 1
+    assert record.get("workers_forked") == (2 if how == "forked" else None)
+    if how == "exec each":
+        assert "worker 1" in record["detail"]
+        assert any("deliberate import failure in worker 1" in line for line in record["tail"])
+    else:
+        assert "SIGABRT" in record["detail"], record["detail"]  # its real status, though forked
     assert status["serving_generation"] == 1 and {g["pid"] for g in status["generations"]} == old
     assert answering == old
     assert len(new) == 2 and not any(pid_alive(pid) for pid in new)

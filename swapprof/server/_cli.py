@@ -106,6 +106,14 @@ def add_parser(subparsers: Subparsers) -> None:
         help="with --preload: do not keep a generation forked and warmed ahead of the next upgrade",
     )
     serve.add_argument(
+        "--no-fork-workers",
+        dest="fork_workers",
+        action="store_false",
+        default=None,
+        help="without --preload, with --workers > 1: exec every worker on its own (by default one "
+        "fresh interpreter imports the app and the workers are its forks)",
+    )
+    serve.add_argument(
         "--debug-bind",
         metavar="HOST:PORT",
         help="master's /metrics and /debug/swapprof/* (default 127.0.0.1:0; '' turns it off)",
@@ -226,6 +234,7 @@ def run_serve(args: argparse.Namespace) -> int:
         http=args.http,
         otel_global=args.otel_global,
         spare=args.spare,
+        fork_workers=args.fork_workers,
         bake_window=args.bake_window,
         bake_min_requests=args.bake_min_requests,
         bake_alpha=args.bake_alpha,

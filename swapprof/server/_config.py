@@ -50,6 +50,7 @@ _APP_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 # generation are named in _contract).
 ENV_DEBUG_BIND = "SWAPPROF_DEBUG_BIND"
 ENV_SPARE = "SWAPPROF_SPARE"
+ENV_FORK_WORKERS = "SWAPPROF_FORK_WORKERS"
 ENV_EXIT_GRACE = "SWAPPROF_EXIT_GRACE"
 ENV_DEBUG_TOKEN_FILE = "SWAPPROF_DEBUG_TOKEN_FILE"  # read by the CLI (swapprof serve)
 ENV_WORKERS = "SWAPPROF_WORKERS"
@@ -126,6 +127,9 @@ class ServerConfig:
     spans and metrics go where OTEL_* sends them (never into the embedded span file)."""
     spare: bool = True
     """With a zygote: keep one generation forked and warmed ahead, so an upgrade starts from it."""
+    fork_workers: bool = True
+    """Without a zygote and with N > 1 workers: one fresh interpreter imports the app and the N
+    workers are its forks (``master._exec_forks``); False: every worker is exec'd on its own."""
     interface: str = DEFAULT_INTERFACE
     """``asgi``, ``wsgi``, or ``auto``: told from the app's signature (uvicorn's names)."""
     threads: int = DEFAULT_THREADS
@@ -327,6 +331,10 @@ class ServerConfig:
             if env[ENV_SPARE] not in ("0", "1"):
                 raise ConfigError(f"{ENV_SPARE}={env[ENV_SPARE]!r}: expected 0 or 1")
             values["spare"] = env[ENV_SPARE] == "1"
+        if "fork_workers" not in values and env.get(ENV_FORK_WORKERS):
+            if env[ENV_FORK_WORKERS] not in ("0", "1"):
+                raise ConfigError(f"{ENV_FORK_WORKERS}={env[ENV_FORK_WORKERS]!r}: expected 0 or 1")
+            values["fork_workers"] = env[ENV_FORK_WORKERS] == "1"
         if "debug_insecure_app_routes" not in values and ENV_DEBUG_INSECURE_APP_ROUTES in env:
             values["debug_insecure_app_routes"] = env[ENV_DEBUG_INSECURE_APP_ROUTES].strip() == "1"
         if "otel_global" not in values:

@@ -20,7 +20,8 @@ the generation reads it with ``GenerationContract.from_env``)::
 
 A zygote also gets ``SWAPPROF_ZYGOTE_FD``, ``SWAPPROF_PRELOAD``, ``SWAPPROF_PRELOAD_BASE`` and,
 with ``--preload auto``, ``SWAPPROF_PRELOAD_LEARNED`` (a file: the learned modules to import
-one at a time, each checked).
+one at a time, each checked); the one-shot app zygote of an exec'd generation with N workers
+gets ``SWAPPROF_PRELOAD_APP=1`` instead, and its forks ``SWAPPROF_IMPORT_STAMPS``.
 
 Back from the generation, over sd_notify (``_notify``): ``SWAPPROF_STAGE`` with a
 CLOCK_MONOTONIC stamp ``SWAPPROF_T`` -- ``started``, ``imported``, ``ready`` (with READY=1),
@@ -73,6 +74,11 @@ ENV_ZYGOTE_FD: Final = "SWAPPROF_ZYGOTE_FD"
 ENV_PRELOAD: Final = "SWAPPROF_PRELOAD"
 ENV_PRELOAD_BASE: Final = "SWAPPROF_PRELOAD_BASE"
 ENV_PRELOAD_LEARNED: Final = "SWAPPROF_PRELOAD_LEARNED"
+ENV_PRELOAD_APP: Final = "SWAPPROF_PRELOAD_APP"
+"""=1: a one-shot zygote that imports the app itself, for one exec'd generation's N workers."""
+ENV_IMPORT_STAMPS: Final = "SWAPPROF_IMPORT_STAMPS"
+"""``STARTED:IMPORTED`` (CLOCK_MONOTONIC ns): a worker forked after its app zygote imported the
+app reports that import as its own ``started`` and ``imported``."""
 ENV_REPORT_IMPORTS: Final = "SWAPPROF_REPORT_IMPORTS"
 PRELOAD_AUTO: Final = "auto"
 """``--preload auto``: the zygote preloads what the serving generation imported (not app code)."""

@@ -20,8 +20,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
-GENERATION = int(os.environ.get(ENV_GENERATION, "0"))
-WORKER = worker_index()
+_IDENTITY: dict[str, int] = {}  # read once per process, in the worker: forked workers share the import
 MAX_MS = 60_000
 MAX_KB = 1_048_576
 _kept: list[bytearray] = []
@@ -70,6 +69,14 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+def _identity() -> dict[str, int]:
+    if _IDENTITY.get("pid") != os.getpid():
+        _IDENTITY.update(
+            generation=int(os.environ.get(ENV_GENERATION, "0")), worker=worker_index(), pid=os.getpid()
+        )
+    return dict(_IDENTITY)
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         await _lifespan(receive, send)
@@ -77,7 +84,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
     path = scope["path"]
-    base = {"generation": GENERATION, "worker": WORKER, "pid": os.getpid()}
+    base = _identity()
     try:
         if path == "/":
             await _respond(send, 200, base)

@@ -35,7 +35,9 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
     generation = int(os.environ.get(c.ENV_GENERATION, "1"))
     worker = c.worker_index()
     contract = GenerationContract.from_env()
-    started = _now()
+    # forked from an app zygote (``zygote._app``): the app was imported there, once for all N
+    forked_started, _, forked_imported = os.environ.pop(c.ENV_IMPORT_STAMPS, "").partition(":")
+    started = int(forked_started) if forked_started.isdigit() else _now()
     try:
         notifier.deliver(
             **{c.F_STAGE: c.STAGE_STARTED, c.F_T: started, c.F_WORKER: worker}, MAINPID=os.getpid()
@@ -83,7 +85,7 @@ def main(loop: asyncio.AbstractEventLoop | None = None) -> int:
         telemetry.record(telemetry.traceparent, [(IMPORT, started, failed, _one_line(exc))], last=True)
         _failed(notifier, c.FAILURE_IMPORT, _one_line(exc))
         return c.EXIT_IMPORT
-    imported = _now()
+    imported = int(forked_imported) if forked_imported.isdigit() else _now()
     notifier.send(**{c.F_STAGE: c.STAGE_IMPORTED, c.F_T: imported})
 
     import asyncio

@@ -22,6 +22,7 @@ from swapprof.server._accounting import Ledger
 from swapprof.server.master._spawn import Spawned, spawn
 
 TAIL_LINES = 40
+REPARENT_TRIES, REPARENT_WAIT_S = 500, 0.01  # a fork's exit seen before it became our child
 
 # Generation states, as `swapprof ctl status` shows them.
 # "switching": told to stop accepting, not yet confirmed; "draining": it confirmed (its
@@ -119,6 +120,7 @@ class Generation:
         self._output = OutputTee(loop, log, self.label)
         self.tail = self._output.tail
         self.exit_code: int | None = None
+        self._not_ours_yet = 0
         self.exit_signal: int | None = None
         self.exited_at = 0
         self.killed_by_master = False
@@ -165,7 +167,7 @@ class Generation:
         self._watch()
 
     def adopt(self, pid: int, output: int, pidfd: int | None = None) -> None:
-        """Watch a process started elsewhere (forked by the zygote, re-parented to us)."""
+        """Watch a process started elsewhere (forked by a zygote: re-parented to us, or soon)."""
         self._proc = Spawned(pid=pid, pidfd=os.pidfd_open(pid) if pidfd is None else pidfd, output=output)
         self._watch()
 
@@ -240,6 +242,13 @@ class Generation:
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
+            if self._not_ours_yet < REPARENT_TRIES and parent_of(self.pid) not in (None, os.getpid()):
+                # an app zygote's fork that died before the zygote exited: it becomes our
+                # child (a zombie to reap, with its status) as soon as the zygote is gone
+                self._not_ours_yet += 1
+                self.loop.remove_reader(self._proc.pidfd)
+                self.loop.call_later(REPARENT_WAIT_S, self._on_exit)
+                return
             pid, status = self.pid, 0
         if pid == 0:
             return
@@ -321,6 +330,15 @@ class Generation:
             "pss_kb": pss,
             **{key: self.info[key] for key in ("interface", "loop", "http") if key in self.info},
         }
+
+
+def parent_of(pid: int) -> int | None:
+    """``pid``'s parent pid, or None when it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def memory_kb(pid: int) -> tuple[int | None, int | None]:

@@ -47,6 +47,7 @@ from swapprof.server.master._upgrade import Lend, Upgrade
 
 if TYPE_CHECKING:
     from swapprof.server.master._debug import DebugServer
+    from swapprof.server.master._exec_forks import ExecForks
     from swapprof.server.master._telemetry import UpgradeObserver
     from swapprof.server.master._zygotes import ZygotePool
 
@@ -74,7 +75,7 @@ class Master:
         self.write_errors = 0
         self.observer: UpgradeObserver | None = None
         self.debug: DebugServer | None = None
-        self.zygotes: ZygotePool | None = None
+        self.zygotes: ZygotePool | ExecForks | None = None  # ExecForks: N exec'd workers, one import
         self.ready = asyncio.Event()
         self._next_generation = 1
         self.queue: UpgradeQueue | None = None
@@ -149,7 +150,7 @@ class Master:
             await self.debug.start()
         self._control = await ControlHandler(self).serve(self.run_dir)
         self._install_signals()
-        if self.config.preload:
+        if self.config.preload or (self.config.workers > 1 and self.config.fork_workers):
             await self._start_zygotes()
         record = UpgradeRecord(id=0, trigger=TRIGGER_STARTUP)
         await self._bring_up(record)
@@ -174,10 +175,11 @@ class Master:
         self._refill_spare()
 
     async def _start_zygotes(self) -> None:
+        from swapprof.server.master._exec_forks import ExecForks
         from swapprof.server.master._zygotes import ZygotePool
 
         assert self._loop is not None
-        self.zygotes = ZygotePool(
+        self.zygotes = (ZygotePool if self.config.preload else ExecForks)(
             self._loop,
             self.log,
             config=self.config,

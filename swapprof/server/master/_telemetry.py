@@ -263,6 +263,8 @@ class UpgradeObserver:
                 extra["swapprof.spare"] = bool(record.info.get("spare"))
                 if record.info.get("spawn_mode") == "fork":  # was the zygote's set learned (--preload auto)?
                     extra["swapprof.zygote.learned"] = bool(record.info.get("zygote_learned"))
+                elif record.info.get("workers_forked"):  # exec'd once, the workers its forks
+                    extra["swapprof.workers_forked"] = int(record.info["workers_forked"])
             recorder.record_phase(name, self._epoch(start), self._epoch(end), error=error, **extra)
         for name, worker, start, end in record.worker_spans:
             gen = workers.get(("old" if name in OLD_GENERATION_PHASES else "new", worker))

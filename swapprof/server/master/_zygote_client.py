@@ -30,8 +30,9 @@ from swapprof.server.master._spare import Spare, SpareGone
 
 # Always preloaded (best effort): swapprof's own generation stack and what it imports at
 # startup and right after READY -- never app code. The loop and parser the settings choose are
-# added by ``_stack.preload_modules``.
-BASE_PRELOAD = (
+# added by ``_stack.preload_modules``. An app zygote (``_exec_forks``) imports only the first part,
+# what a generation imports before READY: the rest would be on the upgrade's critical path.
+BEFORE_READY = (
     "swapprof.server.generation._main",
     "swapprof.server.generation._app",
     "swapprof.server.generation._serving",
@@ -44,6 +45,9 @@ BASE_PRELOAD = (
     "swapprof.server._rundir",
     "swapprof.server._fds",
     "uvicorn.lifespan.on",
+)
+BASE_PRELOAD = (
+    *BEFORE_READY,
     "swapprof.telemetry._setup",
     "swapprof.telemetry._handoff",
     "opentelemetry.sdk.trace",
@@ -69,10 +73,12 @@ class ZygoteError(SwapprofError):
 
 
 class Zygote:
-    def __init__(self, loop: asyncio.AbstractEventLoop, log: IO[bytes] | None, serial: int) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, log: IO[bytes] | None, serial: int, label: str = "zygote"
+    ) -> None:
         self.loop = loop
         self.serial = serial
-        self.process = Generation(0, loop, log, label=f"zygote {serial}")
+        self.process = Generation(0, loop, log, label=f"{label} {serial}")
         self.sock: socket.socket | None = None
         self.ready = False
         self.error: str | None = None
@@ -90,6 +96,8 @@ class Zygote:
         preload: Sequence[str],
         lifeline: int,
         learned: str | None = None,
+        timeout: float = START_TIMEOUT_S,
+        base: Sequence[str] = BASE_PRELOAD,
     ) -> None:
         """Spawn and wait until the zygote has imported ``preload`` (and the modules listed in
         the file ``learned``, one at a time, checked); raise ZygoteError if not."""
@@ -101,7 +109,7 @@ class Zygote:
         child_env[ENV_LIFELINE_FD] = str(first_extra + 1)
         child_env[ENV_PRELOAD] = ",".join(preload)
         stack = preload_modules(env.get(ENV_LOOP) or DEFAULT_LOOP, env.get(ENV_HTTP) or DEFAULT_HTTP)
-        child_env[ENV_PRELOAD_BASE] = ",".join(BASE_PRELOAD + stack)
+        child_env[ENV_PRELOAD_BASE] = ",".join((*base, *stack))
         if learned:
             child_env[ENV_PRELOAD_LEARNED] = learned
         try:
@@ -113,7 +121,7 @@ class Zygote:
             theirs.close()
         self.sock = ours
         try:
-            hello = await self._receive(START_TIMEOUT_S)
+            hello = await self._receive(timeout)
         except BaseException:  # also cancelled (the master stops while it preloads)
             self.close()
             self.process.kill()

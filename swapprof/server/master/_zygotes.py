@@ -45,7 +45,7 @@ SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once
 UNSAFE_ATTEMPTS = 4  # zygotes started in a row, each without the culprits the last one found
 
 
-def _requested(record: UpgradeRecord, spawn_at: int) -> None:
+def requested_phase(record: UpgradeRecord, spawn_at: int) -> None:
     """The upgrade's ``requested`` phase, once (its first worker's spawn ends it)."""
     if all(name != REQUESTED for name, _, _ in record.spans):
         record.phase(REQUESTED, record.requested_ns, spawn_at)
@@ -186,13 +186,13 @@ class ZygotePool:
                 record.info["spawn_mode"] = "fork"
                 record.info["zygote_learned"] = bool(self.zygote.hello.get("learned"))
                 record.info["zygote_modules"] = self.zygote.hello.get("modules")
-                _requested(record, spawn_at)
+                requested_phase(record, spawn_at)
                 return spawn_at
             except ZygoteError as exc:
                 if spare is not None:
                     spare.discard()  # forked from a zygote that now refuses: not to be used
                 if exc.kind == "stale" and attempt == 1:
-                    _requested(record, spawn_at)
+                    requested_phase(record, spawn_at)
                     self.say(f"zygote {self.zygote.serial} is stale ({exc}); replacing it")
                     if self.learned is not None:
                         self.learned.relearn()  # new versions may import other modules

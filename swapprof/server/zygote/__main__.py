@@ -1,3 +1,4 @@
+from swapprof.server.generation._leave import run_then_leave
 from swapprof.server.zygote._main import main
 
-raise SystemExit(main())
+run_then_leave(main)

@@ -55,7 +55,8 @@ def open_fds() -> dict[int, str]:
     return found
 
 
-def _threads() -> tuple[int, set[int]]:
+def threads_now() -> tuple[int, set[int]]:
+    """(native threads, the idents of Python's threads) of this process, now."""
     try:
         native = len(os.listdir("/proc/self/task"))
     except OSError:
@@ -66,7 +67,7 @@ def _threads() -> tuple[int, set[int]]:
 def _problem(
     before: tuple[int, set[int]], fds: dict[int, str], app: AppCode, known: set[str]
 ) -> tuple[str, str] | None:
-    native = _threads()[0]
+    native = threads_now()[0]
     if native > before[0]:
         new = [t.name for t in threading.enumerate() if (t.ident or 0) not in before[1]]
         named = ", ".join(repr(n) for n in new) if new else "started outside Python's threading module"
@@ -90,7 +91,7 @@ def import_checked(names: Sequence[str], app: AppCode) -> tuple[int, dict[str, d
         if name in sys.modules:
             loaded += 1
             continue
-        before, fds, known = _threads(), open_fds(), set(sys.modules)
+        before, fds, known = threads_now(), open_fds(), set(sys.modules)
         failed: tuple[str, str] | None = None
         try:
             importlib.import_module(name)

@@ -40,6 +40,7 @@ from swapprof.server import _cow
 from swapprof.server._contract import (
     ENV_LISTEN_PID,
     ENV_PRELOAD,
+    ENV_PRELOAD_APP,
     ENV_PRELOAD_BASE,
     ENV_PRELOAD_LEARNED,
     ENV_RUN_DIR,
@@ -102,7 +103,12 @@ def _send(sock: socket.socket, payload: dict[str, Any]) -> None:
 
 
 def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
-    """Run ``child`` in a grandchild re-parented to the master; return the grandchild's pid."""
+    """Run ``child`` in a grandchild re-parented to the master; return the grandchild's pid.
+
+    The short-lived middle process is reaped later (``reap_middles``), after the answer: its exit
+    tears down a copy of the zygote's address space (~3-4 ms for a FastAPI zygote here), which
+    the upgrade waiting for the answer need not wait for. The grandchild is the master's child
+    once the middle is gone; the master reaps it only after it exits, and reaps strays."""
     r, w = os.pipe()
     try:
         middle = os.fork()
@@ -123,12 +129,37 @@ def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
     os.close(w)
     for fd in close_in_child:
         os.close(fd)  # the child's now
-    os.waitpid(middle, 0)
-    data = os.read(r, 4)
-    os.close(r)
+    _middles.append(middle)
+    try:
+        data = os.read(r, 4)  # written just before the middle exits (nothing if it died first)
+    finally:
+        os.close(r)
     if len(data) != 4:
+        reap_middles()
         raise OSError("the middle process died before reporting the child's pid")
     return int(struct.unpack("i", data)[0])
+
+
+_middles: list[int] = []
+
+
+def _fork_once(child: Callable[[], int], close_in_child: list[int]) -> int:
+    """An app zygote's fork (``one_shot``): the child stays ours until we exit, right after the
+    last worker of the generation is forked, and then re-parents to the master; no middle
+    process to wait for (~5 ms less per worker)."""
+    pid = os.fork()
+    if pid == 0:
+        _run_child(child)  # never returns
+    for fd in close_in_child:
+        os.close(fd)  # the child's now
+    return pid
+
+
+def reap_middles() -> None:
+    """Wait for the middle processes of the forks answered so far (each exits at once)."""
+    while _middles:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(_middles.pop(), 0)
 
 
 def _run_child(child: Callable[[], int]) -> NoReturn:
@@ -275,15 +306,18 @@ def serve(
     started_ns: int | None = None,
     hello: dict[str, Any] | None = None,
     also_watch: Iterable[str] = (),
+    one_shot: bool = False,
 ) -> int:
+    """``one_shot``: an exec'd generation's app zygote (``_app``), on the upgrade's critical
+    path and gone after it: no stale files to watch, no full collection first."""
     import gc
 
     _warm_up()
-
     stamps = FileStamps(module_files(loaded) | set(also_watch), not_after_ns=started_ns)
     # Move everything preloaded out of the collector's reach: a forked generation's first
     # collections then do not walk (and copy-on-write fault in) the whole inherited heap.
-    gc.collect()
+    if not one_shot:
+        gc.collect()
     gc.freeze()
     problem = thread_problem()
     _send(sock, {"ready": problem is None, "error": problem, "kind": "threads" if problem else None,
@@ -318,7 +352,9 @@ def serve(
                 out_fd, ctl_fd = fds
                 pid = _double_fork(_spare(ours, out_fd, ctl_fd), [out_fd, ctl_fd])
             elif command == "fork" and len(fds) == 1 and isinstance(request.get("env"), dict):
-                pid = _double_fork(_generation(ours, fds[0], request["env"]), fds)
+                pid = (_fork_once if one_shot else _double_fork)(
+                    _generation(ours, fds[0], request["env"]), fds
+                )
             else:
                 for fd in fds:
                     os.close(fd)
@@ -327,6 +363,7 @@ def serve(
             answer({"pid": pid})
         except OSError as exc:
             answer({"error": f"fork failed: {exc}", "kind": "fork"})
+        reap_middles()
 
 
 def main() -> int:
@@ -334,6 +371,16 @@ def main() -> int:
 
     started_ns = time.time_ns()  # a preloaded file written after this changed while we imported
     sock = socket.socket(fileno=int(os.environ.pop(ENV_ZYGOTE_FD)))
+    if os.environ.pop(ENV_PRELOAD_APP, ""):
+        from swapprof.server.zygote._app import import_app_checked
+
+        imported = import_app_checked()
+        if not imported.get("ready"):
+            _send(sock, imported)
+            return 1
+        os.environ.pop(ENV_RUN_DIR, None)  # no pages list (``_cow``): no spare comes after it
+        serve(sock, set(), None, imported, one_shot=True)
+        os._exit(0)  # a template, never served: the app's atexit handlers are its workers' to run
     prefixes = [p for p in os.environ.get(ENV_PRELOAD, "").split(",") if p]
     import importlib
 

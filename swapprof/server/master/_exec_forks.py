@@ -1,0 +1,175 @@
+"""``ExecForks``: the N workers of an exec'd generation forked from one fresh interpreter.
+
+With no ``--preload`` and ``--workers N`` > 1, an upgrade's worker 0 starts a one-shot zygote
+(``zygote._app``): a fresh interpreter that imports the app, as an exec'd worker would. The N
+workers are forked from it and it is let go once the last one is forked, so a generation costs
+one interpreter's start-up and import instead of N of them side by side on the cores that also
+serve (measured in docs/benchmarks.md). Each generation is still new code in a new interpreter:
+nothing crosses from the old one. When the app cannot be forked safely (its import raised, or
+left a thread or a shared descriptor behind; ``zygote._app``), this upgrade's workers are exec'd
+as before, and after a thread or a descriptor every later one's too (said once, counted in the
+record). ``--no-fork-workers`` (``SWAPPROF_FORK_WORKERS=0``) always execs every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from socket import socket
+from typing import IO, Any
+
+from swapprof._vocabulary import TRIGGER_RECOVERY
+from swapprof.server._config import ServerConfig
+from swapprof.server._contract import (
+    ENV_GENERATION,
+    ENV_IMPORT_STAMPS,
+    ENV_LIFELINE_FD,
+    ENV_LISTEN_FDNAMES,
+    ENV_LISTEN_FDS,
+    ENV_PRELOAD_APP,
+)
+from swapprof.server._libc import libc
+from swapprof.server.master._child import Generation
+from swapprof.server.master._record import UpgradeRecord
+from swapprof.server.master._strays import StrayReaper
+from swapprof.server.master._zygote_client import BEFORE_READY, Zygote, ZygoteError, start_generation_forked
+from swapprof.server.master._zygotes import PR_SET_CHILD_SUBREAPER, requested_phase
+
+GIVE_UP_KINDS = frozenset({"threads", "unsafe"})
+"""Refusals the app's next version is as likely to repeat: exec from then on."""
+
+
+class ExecForks:
+    """The master's pool when there is no zygote: ``ZygotePool``'s shape (built with the same
+    arguments, most unused), so the master treats both alike."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        log: IO[bytes] | None,
+        *,
+        config: ServerConfig,
+        listeners: Sequence[socket],
+        names: Sequence[str],
+        say: Callable[[str], None],
+        known_pids: Callable[[], set[int]],
+        **_: Any,
+    ) -> None:
+        self.loop, self.log, self.config, self.say = loop, log, config, say
+        self.listeners, self.names = listeners, names
+        self.refused: str | None = None  # why the workers are exec'd from now on
+        self._known_pids = known_pids
+        self._zygote: Zygote | None = None
+        self._stamps = ""
+        self._for: UpgradeRecord | None = None  # the upgrade the zygote imported the app for
+        self._serial = 0
+        self._lifeline: tuple[int, int] | None = None
+        self._strays: StrayReaper | None = None
+        self._leaving: set[asyncio.Task[None]] = set()  # zygotes let go, on their way out
+
+    async def start(self) -> None:
+        """Nothing to start before the first generation (which is forked like the others)."""
+
+    def refill(self) -> None:
+        """No spares: the app zygote lives for one upgrade."""
+
+    def stage(self, gen: Generation, stage: str) -> None:
+        """No learning either."""
+
+    def status(self) -> dict[str, Any] | None:
+        return None
+
+    def _start(self) -> tuple[int, int]:
+        if self._lifeline is None:
+            # the forks re-parent to the master, which then waits for them like any child
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            self._lifeline = os.pipe2(os.O_CLOEXEC)  # EOF in a forked worker = the master is gone
+            self._strays = StrayReaper(self.loop, self._pids, self.say)
+            self._strays.start()
+        return self._lifeline
+
+    def _pids(self) -> set[int]:
+        pids = self._known_pids()
+        if self._zygote is not None and self._zygote.process.alive:
+            pids.add(self._zygote.process.pid)
+        return pids
+
+    async def fork(
+        self, record: UpgradeRecord, new: Generation, env: dict[str, str], spawn_at: int
+    ) -> int | None:
+        """Start worker ``new`` of the generation ``record`` brings up as a fork of its app
+        zygote (started for worker 0); return ``spawn_at``, or None when the caller must exec it."""
+        if self.refused is not None or (record.id == 0 and record.trigger == TRIGGER_RECOVERY):
+            return None  # refused for good, or one worker replaced alone: an exec is as fast
+        if new.worker == 0:
+            await self.let_go()
+            requested_phase(record, spawn_at)
+            if not await self._import(record, {**env, ENV_GENERATION: str(new.number)}):
+                return None
+        elif self._for is not record or self._zygote is None:
+            return None  # the zygote refused this generation
+        assert self._zygote is not None and self._lifeline is not None
+        fork_env = {
+            **env,
+            ENV_LISTEN_FDS: str(len(self.listeners)),  # the zygote holds them at fds 3.., as we passed them
+            ENV_LISTEN_FDNAMES: ":".join(self.names),
+            ENV_LIFELINE_FD: str(3 + len(self.listeners) + 1),
+            ENV_IMPORT_STAMPS: self._stamps,
+        }
+        try:
+            await start_generation_forked(new, self._zygote, fork_env, None, check=False)
+        except ZygoteError as exc:
+            self.say(f"could not fork worker {new.worker} from the app's zygote ({exc}); exec'ing it")
+            await self.let_go()
+            return None
+        record.info["workers_forked"] = new.worker + 1
+        if new.worker + 1 >= self.config.workers:
+            await self.let_go()  # every worker forked: it has done its one job
+        return spawn_at
+
+    async def _import(self, record: UpgradeRecord, env: dict[str, str]) -> bool:
+        self._serial += 1
+        zygote = Zygote(self.loop, self.log, self._serial, label="app zygote")
+        try:
+            await zygote.start(
+                self.config.python, {**env, ENV_PRELOAD_APP: "1"}, self.listeners, self.names,
+                [], self._start()[0], timeout=self.config.ready_timeout, base=BEFORE_READY,
+            )  # fmt: skip
+        except ZygoteError as exc:
+            await zygote.stop()  # Zygote.start closed it; now it is reaped
+            record.info["fork_workers_refused"] = f"{exc.kind}: {exc}"
+            if exc.kind in GIVE_UP_KINDS:
+                self.refused = str(exc)
+                self.say(f"the app cannot be forked safely ({exc}); every worker is exec'd from now on")
+            return False
+        self._zygote, self._for = zygote, record
+        self._stamps = (
+            f"{zygote.hello.get('import_started_ns', '')}:{zygote.hello.get('import_ended_ns', '')}"
+        )
+        return True
+
+    async def let_go(self) -> None:
+        """Close the app zygote's socket (it exits on that EOF) and reap it in the background."""
+        zygote, self._zygote, self._for = self._zygote, None, None
+        if zygote is not None:
+            zygote.close()
+            task = self.loop.create_task(zygote.stop())
+            self._leaving.add(task)
+            task.add_done_callback(self._leaving.discard)
+
+    async def stop(self) -> None:
+        await self.let_go()
+        for task in list(self._leaving):
+            with contextlib.suppress(Exception):
+                await task
+        if self._strays is not None:
+            self._strays.stop()
+            self._strays.grace = 0.0
+            self._strays.sweep()
+        if self._lifeline is not None:
+            for fd in self._lifeline:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._lifeline = None

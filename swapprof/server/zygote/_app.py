@@ -1,0 +1,69 @@
+"""The one-shot zygote of an exec'd generation with N workers: import the app once, checked.
+
+Started by the master with ``SWAPPROF_PRELOAD_APP=1`` for one upgrade only. It imports what a
+generation imports before READY (the server stack, the loop and parser) and then the app itself, exactly
+as a generation would (``--app-dir`` first on sys.path, ``MODULE:ATTR`` checked), and the master
+forks the generation's N workers from it: one interpreter's start-up and import instead of N
+side by side on the same cores (gunicorn's ``--preload``, with the zygote's fork-safety checks).
+
+The app cannot be forked safely, and the master execs the N workers instead, when its import
+raises (each exec'd worker then fails the same way, and the upgrade rolls back with the import's
+own error), leaves a thread behind, or leaves a socket or another kernel object that every fork
+would share (an event loop's epoll, an eventfd) open. Plain files and pipes are allowed: forks
+sharing an append-mode log file is what gunicorn's preloaded apps do too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from typing import Any
+
+from swapprof.server._contract import ENV_PRELOAD_BASE
+
+SHARED_KINDS = ("socket:", "anon_inode:")
+"""What a descriptor left open by the app's import must not be (see the module docstring)."""
+
+
+def import_app_checked() -> dict[str, Any]:
+    """Import the contract's app; the hello the zygote sends (``ready`` False with ``kind``
+    ``app`` or ``unsafe`` and an ``error`` when the workers must be exec'd), with the import's
+    CLOCK_MONOTONIC stamps every forked worker reports as its own ``started`` and ``imported``."""
+    started = time.monotonic_ns()
+    from swapprof.server._contract import GenerationContract
+    from swapprof.server.zygote._learned import open_fds, threads_now
+
+    contract = GenerationContract.from_env()
+    import importlib
+
+    for name in os.environ.pop(ENV_PRELOAD_BASE, "").split(","):
+        if name:  # what a generation imports before READY (best effort, as the zygote's base)
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    if contract.app_dir:
+        sys.path.insert(0, contract.app_dir)
+    from swapprof.server.generation._app import check_app, import_app
+
+    threads, fds = threads_now()[0], open_fds()
+    try:
+        check_app(import_app(contract.app), contract.app, contract.interface)
+    except BaseException as exc:  # also SystemExit: the workers' own exec reports it properly
+        return {"ready": False, "kind": "app", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    imported = time.monotonic_ns()
+    if threads_now()[0] > threads:
+        return {"ready": False, "kind": "threads", "error": "the app's import started a thread"}
+    shared = sorted(
+        f"fd {fd} -> {target}"
+        for fd, target in open_fds().items()
+        if fds.get(fd) != target and target.startswith(SHARED_KINDS)
+    )
+    if shared:
+        return {
+            "ready": False,
+            "kind": "unsafe",
+            "error": f"the app's import left {len(shared)} descriptor(s) open ({', '.join(shared[:3])})",
+        }
+    return {"ready": True, "import_started_ns": started, "import_ended_ns": imported, "pid": os.getpid()}

@@ -69,7 +69,12 @@ def measure(server: Any, args: argparse.Namespace, upgrades_too: bool = True) ->
             return {"load_1m_before": load_before, "steady": steady, "upgrades": None}
         during = _wrk.start(url, 60 + 15 * args.upgrades, args.connections, args.wrk_threads)
         time.sleep(1.0)
-        upgrades = [server.upgrade() for _ in range(args.upgrades)]
+        upgrades = []
+        pace = getattr(args, "pace", 0.0)  # seconds from one upgrade's start to the next one's
+        for _ in range(args.upgrades):
+            began = time.monotonic()
+            upgrades.append(server.upgrade())
+            time.sleep(max(0.0, began + pace - time.monotonic()))
         covered = during.poll() is None  # wrk still running: the whole window was under load
         time.sleep(1.0)
         under_upgrades = _wrk.finish(during, stop=True)

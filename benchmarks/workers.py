@@ -5,7 +5,8 @@
 Part 1, per app (FastAPI hello with a pydantic model; the demo app): each server fresh, in the
 same order every round (swapprof exec, `--preload` as a user would list it, `--preload auto`
 once it has learned, the peers); a warm-up, `wrk -t2 -c16 -d{steady}s --latency` (steady req/s, p99),
-then wrk again while `--upgrades` upgrades run one after the other (all: SIGHUP; swapprof:
+then wrk again while `--upgrades` upgrades run one after the other, or one every `--pace` s
+(the same cadence for every server, however long its upgrades take; all: SIGHUP; swapprof:
 then its record in upgrades.jsonl; peers: then N new worker pids serve and the old ones are gone),
 wrk's error counts and p99 during the upgrades.
 Part 2 (demo app, wrk at a steady 4 connections): time_to_ready with 1 and 2 workers, exec
@@ -236,6 +237,12 @@ def main() -> int:
         default=0.5,
         help="seconds between time_to_ready upgrades (back to back, every other one finds its spare still warming)",
     )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="seconds from one upgrade's start to the next (0: one after the other); the same for every server",
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--apps", default="fastapi,demo")
@@ -277,6 +284,7 @@ def main() -> int:
                 "wrk": f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.steady}s --latency",
                 "rounds": args.rounds,
                 "upgrades_per_round": args.upgrades,
+                "pace_s": args.pace,
                 "swapprof": f"swapprof serve APP --workers {WORKERS}; loop/http auto",
                 "swapprof_preload": f"the same with --preload {PRELOAD} (zygote + spare)",
                 "swapprof_auto": f"the same with --preload auto, after {LEARN_UPGRADES} upgrades and until "

@@ -18,11 +18,14 @@ from tests._helpers import http_get, wait_for
 APP = """
 import os
 {extra}
+os.environ["FROM_DOTENV"] = "loaded at import"  # what load_dotenv() does
+GENERATION_AT_IMPORT = int(os.environ.get("SWAPPROF_GENERATION", "-1"))
 
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
-    body = ('{{"pid": %d, "imported_in": %d}}' % (os.getpid(), IMPORTED_IN)).encode()
+    body = ('{{"pid": %d, "imported_in": %d, "generation": %d, "env": "%s"}}' % (
+        os.getpid(), IMPORTED_IN, GENERATION_AT_IMPORT, os.environ.get("FROM_DOTENV"))).encode()
     await send({{"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", str(len(body)).encode())]}})
     await send({{"type": "http.response.body", "body": body}})
@@ -42,13 +45,16 @@ def _app(tmp_path: Path, extra: str = "") -> Path:
 
 
 def _answers(server: ServerProcess, want: int) -> dict[int, int]:
-    """pid -> the pid that imported the app, from new connections, until ``want`` distinct pids."""
+    """pid -> the pid that imported the app, from new connections, until ``want`` distinct pids;
+    every answer also says the generation its import saw and what the import put in os.environ."""
     seen: dict[int, int] = {}
 
     def enough() -> bool:
         status, _, body = http_get(server.url + "/")
         assert status == 200
         answer = json.loads(body)
+        assert answer["generation"] == server.status()["serving_generation"], answer
+        assert answer["env"] == "loaded at import", answer  # still there after the fork
         seen[answer["pid"]] = answer["imported_in"]
         return len(seen) >= want
 

@@ -29,6 +29,8 @@ def run_then_leave(run: Callable[[], int | None]) -> NoReturn:
         code = run() or 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)  # as the interpreter would
     except BaseException:
         import traceback
 

@@ -242,7 +242,14 @@ class Generation:
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
-            if self._not_ours_yet < REPARENT_TRIES and parent_of(self.pid) not in (None, os.getpid()):
+            parent = parent_of(self.pid)
+            if parent == os.getpid():  # re-parented to us between the two calls
+                with contextlib.suppress(ChildProcessError):
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                    if pid:
+                        self._exited(status)
+                        return
+            if parent is not None and self._not_ours_yet < REPARENT_TRIES:
                 # an app zygote's fork that died before the zygote exited: it becomes our
                 # child (a zombie to reap, with its status) as soon as the zygote is gone
                 self._not_ours_yet += 1
@@ -252,6 +259,10 @@ class Generation:
             pid, status = self.pid, 0
         if pid == 0:
             return
+        self._exited(status)
+
+    def _exited(self, status: int) -> None:
+        assert self._proc is not None
         self.exited_at = time.monotonic_ns()
         if os.WIFSIGNALED(status):
             self.exit_signal = os.WTERMSIG(status)

@@ -23,7 +23,6 @@ from typing import IO, Any
 from swapprof._vocabulary import TRIGGER_RECOVERY
 from swapprof.server._config import ServerConfig
 from swapprof.server._contract import (
-    ENV_GENERATION,
     ENV_IMPORT_STAMPS,
     ENV_LIFELINE_FD,
     ENV_LISTEN_FDNAMES,
@@ -33,6 +32,7 @@ from swapprof.server._contract import (
 from swapprof.server._libc import libc
 from swapprof.server.master._child import Generation
 from swapprof.server.master._record import UpgradeRecord
+from swapprof.server.master._spawn import SpawnError
 from swapprof.server.master._strays import StrayReaper
 from swapprof.server.master._zygote_client import BEFORE_READY, Zygote, ZygoteError, start_generation_forked
 from swapprof.server.master._zygotes import PR_SET_CHILD_SUBREAPER, requested_phase
@@ -106,7 +106,7 @@ class ExecForks:
         if new.worker == 0:
             await self.let_go()
             requested_phase(record, spawn_at)
-            if not await self._import(record, {**env, ENV_GENERATION: str(new.number)}):
+            if not await self._import(record, env, new.number):
                 return None
         elif self._for is not record or self._zygote is None:
             return None  # the zygote refused this generation
@@ -120,27 +120,31 @@ class ExecForks:
         }
         try:
             await start_generation_forked(new, self._zygote, fork_env, None, check=False)
-        except ZygoteError as exc:
+        except (ZygoteError, OSError) as exc:
             self.say(f"could not fork worker {new.worker} from the app's zygote ({exc}); exec'ing it")
             await self.let_go()
             return None
+        except BaseException:  # cancelled (the master stops): its forks must not stay its children
+            await self.let_go()
+            raise
         record.info["workers_forked"] = new.worker + 1
         if new.worker + 1 >= self.config.workers:
             await self.let_go()  # every worker forked: it has done its one job
         return spawn_at
 
-    async def _import(self, record: UpgradeRecord, env: dict[str, str]) -> bool:
+    async def _import(self, record: UpgradeRecord, env: dict[str, str], generation: int) -> bool:
         self._serial += 1
-        zygote = Zygote(self.loop, self.log, self._serial, label="app zygote")
+        zygote = Zygote(self.loop, self.log, self._serial, label="app zygote", generation=generation)
         try:
             await zygote.start(
                 self.config.python, {**env, ENV_PRELOAD_APP: "1"}, self.listeners, self.names,
                 [], self._start()[0], timeout=self.config.ready_timeout, base=BEFORE_READY,
             )  # fmt: skip
-        except ZygoteError as exc:
+        except (ZygoteError, SpawnError, OSError) as exc:
             await zygote.stop()  # Zygote.start closed it; now it is reaped
-            record.info["fork_workers_refused"] = f"{exc.kind}: {exc}"
-            if exc.kind in GIVE_UP_KINDS:
+            kind = exc.kind if isinstance(exc, ZygoteError) else "spawn"
+            record.info["fork_workers_refused"] = f"{kind}: {exc}"
+            if kind in GIVE_UP_KINDS:
                 self.refused = str(exc)
                 self.say(f"the app cannot be forked safely ({exc}); every worker is exec'd from now on")
             return False

@@ -74,11 +74,17 @@ class ZygoteError(SwapprofError):
 
 class Zygote:
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, log: IO[bytes] | None, serial: int, label: str = "zygote"
+        self,
+        loop: asyncio.AbstractEventLoop,
+        log: IO[bytes] | None,
+        serial: int,
+        label: str = "zygote",
+        generation: int = 0,
     ) -> None:
+        """``generation``: the one an app zygote imports the app for (its SWAPPROF_GENERATION)."""
         self.loop = loop
         self.serial = serial
-        self.process = Generation(0, loop, log, label=f"{label} {serial}")
+        self.process = Generation(generation, loop, log, label=f"{label} {serial}")
         self.sock: socket.socket | None = None
         self.ready = False
         self.error: str | None = None
@@ -117,6 +123,9 @@ class Zygote:
                 [python, "-m", "swapprof.server.zygote"], child_env, listeners, names,
                 extra_fds=[theirs.fileno(), lifeline],
             )  # fmt: skip
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.sock = ours

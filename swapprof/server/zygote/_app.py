@@ -10,7 +10,9 @@ The app cannot be forked safely, and the master execs the N workers instead, whe
 raises (each exec'd worker then fails the same way, and the upgrade rolls back with the import's
 own error), leaves a thread behind, or leaves a socket or another kernel object that every fork
 would share (an event loop's epoll, an eventfd) open. Plain files and pipes are allowed: forks
-sharing an append-mode log file is what gunicorn's preloaded apps do too.
+sharing an append-mode log file is what gunicorn's preloaded apps do too. What the import sets
+in the environment (``load_dotenv()``, say) each fork finds again, as an exec'd worker would;
+``SWAPPROF_WORKER`` is unset during the import (there is no worker yet).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from swapprof.server._contract import ENV_PRELOAD_BASE
+from swapprof.server._contract import ENV_NOTIFY_SOCKET, ENV_PRELOAD_BASE, ENV_WORKER
 
 SHARED_KINDS = ("socket:", "anon_inode:")
 """What a descriptor left open by the app's import must not be (see the module docstring)."""
@@ -47,7 +49,9 @@ def import_app_checked() -> dict[str, Any]:
         sys.path.insert(0, contract.app_dir)
     from swapprof.server.generation._app import check_app, import_app
 
-    threads, fds = threads_now()[0], open_fds()
+    for name in (ENV_WORKER, ENV_NOTIFY_SOCKET):  # no worker yet; nobody to notify but the master
+        os.environ.pop(name, None)
+    threads, fds, env = threads_now()[0], open_fds(), dict(os.environ)
     try:
         check_app(import_app(contract.app), contract.app, contract.interface)
     except BaseException as exc:  # also SystemExit: the workers' own exec reports it properly
@@ -66,4 +70,14 @@ def import_app_checked() -> dict[str, Any]:
             "kind": "unsafe",
             "error": f"the app's import left {len(shared)} descriptor(s) open ({', '.join(shared[:3])})",
         }
-    return {"ready": True, "import_started_ns": started, "import_ended_ns": imported, "pid": os.getpid()}
+    changes = {
+        "set": {k: v for k, v in os.environ.items() if env.get(k) != v},
+        "unset": [k for k in env if k not in os.environ],
+    }
+    return {
+        "ready": True,
+        "import_started_ns": started,
+        "import_ended_ns": imported,
+        "pid": os.getpid(),
+        "env_changes": changes,  # kept by the zygote for its forks (``_become_generation``)
+    }

@@ -143,11 +143,21 @@ def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
 _middles: list[int] = []
 
 
+def _ours(name: str) -> bool:
+    """An environment variable swapprof sets for each worker: the request's value wins."""
+    return name.startswith(("SWAPPROF_", "LISTEN_", "NOTIFY_SOCKET", "TRACEPARENT", "TRACESTATE"))
+
+
 def _fork_once(child: Callable[[], int], close_in_child: list[int]) -> int:
     """An app zygote's fork (``one_shot``): the child stays ours until we exit, right after the
     last worker of the generation is forked, and then re-parents to the master; no middle
     process to wait for (~5 ms less per worker)."""
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in close_in_child:
+            os.close(fd)
+        raise
     if pid == 0:
         _run_child(child)  # never returns
     for fd in close_in_child:
@@ -186,8 +196,15 @@ def _detach(zygote_fds: list[int], out_fd: int) -> None:
     random.seed()  # the zygote's state would repeat in every generation otherwise
 
 
+_app_env: dict[str, Any] | None = None
+"""In an app zygote: what the app's import changed in the environment (``set``, ``unset``)."""
+
+
 def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | None = None) -> int:
     os.environ.clear()
+    if _app_env is not None:  # what the app's import set (a .env file, say) it finds again, as exec'd
+        env = {k: v for k, v in env.items() if k not in _app_env.get("unset", ())}
+        env.update((k, v) for k, v in _app_env.get("set", {}).items() if not _ours(k))
     os.environ.update(env)
     os.environ[ENV_LISTEN_PID] = str(os.getpid())
     from swapprof.server.generation._main import main as worker_main
@@ -366,21 +383,41 @@ def serve(
         reap_middles()
 
 
+def _app_zygote(sock: socket.socket) -> NoReturn:
+    """An upgrade's app zygote (``_app``): import the app, fork its workers, go. It leaves by
+    ``os._exit`` at once, whatever happens: a template never served, so the app's atexit handlers
+    (and its non-daemon threads, when that was the refusal) are its workers' business."""
+    code = 1
+    try:
+        from swapprof.server.zygote._app import import_app_checked
+
+        imported = import_app_checked()
+        if imported.pop("ready", False):
+            global _app_env
+            _app_env = imported.pop("env_changes", None)
+            os.environ.pop(ENV_RUN_DIR, None)  # no pages list (``_cow``): no spare comes after it
+            code = serve(sock, set(), None, imported, one_shot=True)
+        else:
+            _send(sock, imported)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
 def main() -> int:
     import time
 
     started_ns = time.time_ns()  # a preloaded file written after this changed while we imported
     sock = socket.socket(fileno=int(os.environ.pop(ENV_ZYGOTE_FD)))
     if os.environ.pop(ENV_PRELOAD_APP, ""):
-        from swapprof.server.zygote._app import import_app_checked
+        _app_zygote(sock)  # never returns
 
-        imported = import_app_checked()
-        if not imported.get("ready"):
-            _send(sock, imported)
-            return 1
-        os.environ.pop(ENV_RUN_DIR, None)  # no pages list (``_cow``): no spare comes after it
-        serve(sock, set(), None, imported, one_shot=True)
-        os._exit(0)  # a template, never served: the app's atexit handlers are its workers' to run
     prefixes = [p for p in os.environ.get(ENV_PRELOAD, "").split(",") if p]
     import importlib
 

@@ -21,6 +21,7 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from swapprof.server._contract import ENV_NOTIFY_SOCKET, ENV_PRELOAD_BASE, ENV_WORKER
@@ -70,14 +71,44 @@ def import_app_checked() -> dict[str, Any]:
             "kind": "unsafe",
             "error": f"the app's import left {len(shared)} descriptor(s) open ({', '.join(shared[:3])})",
         }
-    changes = {
-        "set": {k: v for k, v in os.environ.items() if env.get(k) != v},
-        "unset": [k for k in env if k not in os.environ],
-    }
-    return {
-        "ready": True,
-        "import_started_ns": started,
-        "import_ended_ns": imported,
-        "pid": os.getpid(),
-        "env_changes": changes,  # kept by the zygote for its forks (``_become_generation``)
-    }
+    _changes["set"] = {k: v for k, v in os.environ.items() if env.get(k) != v}
+    _changes["unset"] = [k for k in env if k not in os.environ]
+    return {"ready": True, "import_started_ns": started, "import_ended_ns": imported, "pid": os.getpid()}
+
+
+_changes: dict[str, Any] = {}
+"""What the app's import changed in the environment: ``set`` (name -> value), ``unset``."""
+
+
+def _ours(name: str) -> bool:
+    """An environment variable swapprof sets for each worker: the request's value wins."""
+    return name.startswith(("SWAPPROF_", "LISTEN_", "NOTIFY_SOCKET", "TRACEPARENT", "TRACESTATE"))
+
+
+def worker_env(env: dict[str, str]) -> dict[str, str]:
+    """A fork's environment: the request's, with what the app's import set or unset (a .env
+    file, say) applied as an exec'd worker would find it; unchanged outside an app zygote."""
+    if not _changes:
+        return env
+    found = {k: v for k, v in env.items() if k not in _changes["unset"]}
+    found.update((k, v) for k, v in _changes["set"].items() if not _ours(k))
+    return found
+
+
+def fork_once(child: Callable[[], int], close_in_child: list[int]) -> int:
+    """An app zygote's fork: the child stays ours until we exit, right after the last worker
+    of the generation is forked, and then re-parents to the master; no middle process to wait
+    for (~5 ms less per worker than the zygote's double fork)."""
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in close_in_child:
+            os.close(fd)
+        raise
+    if pid == 0:
+        from swapprof.server.generation._leave import run_then_leave
+
+        run_then_leave(child)
+    for fd in close_in_child:
+        os.close(fd)  # the child's now
+    return pid

@@ -47,6 +47,7 @@ from swapprof.server._contract import (
     ENV_ZYGOTE_FD,
 )
 from swapprof.server._rundir import RunDir
+from swapprof.server.zygote._app import fork_once, worker_env
 from swapprof.server.zygote._filewatch import FileStamps
 
 if TYPE_CHECKING:
@@ -143,28 +144,6 @@ def _double_fork(child: Callable[[], int], close_in_child: list[int]) -> int:
 _middles: list[int] = []
 
 
-def _ours(name: str) -> bool:
-    """An environment variable swapprof sets for each worker: the request's value wins."""
-    return name.startswith(("SWAPPROF_", "LISTEN_", "NOTIFY_SOCKET", "TRACEPARENT", "TRACESTATE"))
-
-
-def _fork_once(child: Callable[[], int], close_in_child: list[int]) -> int:
-    """An app zygote's fork (``one_shot``): the child stays ours until we exit, right after the
-    last worker of the generation is forked, and then re-parents to the master; no middle
-    process to wait for (~5 ms less per worker)."""
-    try:
-        pid = os.fork()
-    except OSError:
-        for fd in close_in_child:
-            os.close(fd)
-        raise
-    if pid == 0:
-        _run_child(child)  # never returns
-    for fd in close_in_child:
-        os.close(fd)  # the child's now
-    return pid
-
-
 def reap_middles() -> None:
     """Wait for the middle processes of the forks answered so far (each exits at once)."""
     while _middles:
@@ -196,15 +175,9 @@ def _detach(zygote_fds: list[int], out_fd: int) -> None:
     random.seed()  # the zygote's state would repeat in every generation otherwise
 
 
-_app_env: dict[str, Any] | None = None
-"""In an app zygote: what the app's import changed in the environment (``set``, ``unset``)."""
-
-
 def _become_generation(env: dict[str, str], loop: asyncio.AbstractEventLoop | None = None) -> int:
     os.environ.clear()
-    if _app_env is not None:  # what the app's import set (a .env file, say) it finds again, as exec'd
-        env = {k: v for k, v in env.items() if k not in _app_env.get("unset", ())}
-        env.update((k, v) for k, v in _app_env.get("set", {}).items() if not _ours(k))
+    env = worker_env(env)  # an app zygote's fork: with what the app's import set, as exec'd
     os.environ.update(env)
     os.environ[ENV_LISTEN_PID] = str(os.getpid())
     from swapprof.server.generation._main import main as worker_main
@@ -369,7 +342,7 @@ def serve(
                 out_fd, ctl_fd = fds
                 pid = _double_fork(_spare(ours, out_fd, ctl_fd), [out_fd, ctl_fd])
             elif command == "fork" and len(fds) == 1 and isinstance(request.get("env"), dict):
-                pid = (_fork_once if one_shot else _double_fork)(
+                pid = (fork_once if one_shot else _double_fork)(
                     _generation(ours, fds[0], request["env"]), fds
                 )
             else:
@@ -393,8 +366,6 @@ def _app_zygote(sock: socket.socket) -> NoReturn:
 
         imported = import_app_checked()
         if imported.pop("ready", False):
-            global _app_env
-            _app_env = imported.pop("env_changes", None)
             os.environ.pop(ENV_RUN_DIR, None)  # no pages list (``_cow``): no spare comes after it
             code = serve(sock, set(), None, imported, one_shot=True)
         else:

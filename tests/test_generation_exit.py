@@ -39,15 +39,12 @@ atexit.register(_log, "atexit")
 
 
 async def app(scope, receive, send):
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                threading.Thread(target=_upload, daemon=False).start()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    if scope["type"] == "lifespan":  # startup answered; at shutdown, the last upload starts
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        threading.Thread(target=_upload, daemon=False).start()
+        await send({"type": "lifespan.shutdown.complete"})
+        return
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})

@@ -198,6 +198,11 @@ def test_fifty_upgrades_of_two_workers_leave_no_process_or_fd() -> None:
         fds = server.status()["master_fds"]
         for _ in range(49):
             assert server.upgrade()["outcome"] == "success"
+
+        def settled() -> bool:  # the upgrade's app zygote, let go after the last fork, reaped too
+            return children(server.pid) == {g["pid"] for g in server.status()["generations"]}
+
+        wait_for(settled, what=lambda: f"only the workers under the master: {children(server.pid)}")
         status = server.status()
         kids = children(server.pid)
     assert status["master_fds"] == fds

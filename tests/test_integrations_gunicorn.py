@@ -19,7 +19,7 @@ import pytest
 from swapprof.gate._load import LoadGenerator, error_counts
 from swapprof.telemetry import read_spans
 from tests import _integrations as it
-from tests._helpers import wait_for
+from tests._helpers import http_get, wait_for
 from tests._prometheus import Prometheus
 
 GUNICORN = it.BIN / "gunicorn"
@@ -55,13 +55,28 @@ def check_trace(server: it.Server, record: dict[str, Any], master: int) -> list[
     return spans
 
 
+def _both_workers_answer(server: it.Server) -> set[int]:
+    """The pids of gunicorn's 2 workers once each has answered a request on a new connection
+    (it ran its post_worker_init hook, so the integration knows it), read on new connections."""
+    seen: set[int] = set()
+
+    def both() -> bool:
+        status, _, body = http_get(f"http://127.0.0.1:{server.port}/")
+        if status == 200:
+            seen.add(int(json.loads(body)["pid"]))
+        return len(seen) >= 2
+
+    wait_for(both, 60, lambda: f"both workers answering (saw {sorted(seen)})")
+    return seen
+
+
 def test_hup_under_load_is_one_trace_one_record_and_the_gap_is_measured(tmp_path: Path) -> None:
     with gunicorn(tmp_path) as server:
         master = wait_for(lambda: server.state().get("master_pid"), 60, "state.json")
         load = LoadGenerator(f"127.0.0.1:{server.port}", concurrency=4, rate=200).start()
         try:
             wait_for(lambda: len(load.results) > 20, 60, "load")
-            old = it.children(master)
+            old = _both_workers_answer(server)  # a worker still booting is no old worker yet
             assert server.proc is not None
             server.proc.send_signal(signal.SIGHUP)
             [record] = server.wait_records(1)

@@ -11,6 +11,7 @@ import pytest
 
 from swapprof._errors import ConfigError
 from swapprof._process import children
+from swapprof.server._cli_format import format_upgrade
 from swapprof.server._config import ServerConfig
 from swapprof.testing import ServerProcess
 from tests._helpers import http_get, wait_for
@@ -87,6 +88,7 @@ def test_the_workers_are_forks_of_one_fresh_import(tmp_path: Path) -> None:
             record = server.upgrade()
             assert record["outcome"] == "success", record
             assert record["spawn_mode"] == "exec" and record["workers_forked"] == 2, record
+            assert "2 workers forked from its one import" in format_upgrade(record)
             new = record["worker_phases_ms"]["new"]
             assert new["0"]["import"] == new["1"]["import"] > 0  # one import, reported by both
             answers = _answers(server, 2)

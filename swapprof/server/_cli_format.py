@@ -25,6 +25,10 @@ def format_upgrade(record: dict[str, Any]) -> str:
     how = record.get("spawn_mode", "exec")
     if how == "fork":
         how = "fork of the zygote" + (", from the waiting spare" if record.get("spare") else "")
+    elif record.get("workers_forked"):
+        how = f"exec, {record['workers_forked']} workers forked from its one import of the app"
+    if record.get("fork_workers_refused"):
+        how += f" (each worker exec'd: {record['fork_workers_refused']})"
     if record.get("zygote_error"):
         how += f" (zygote: {record['zygote_error']})"
     lines = [

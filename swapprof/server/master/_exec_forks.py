@@ -15,27 +15,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Callable, Sequence
 from socket import socket
 from typing import IO, Any
 
 from swapprof._vocabulary import TRIGGER_RECOVERY
 from swapprof.server._config import ServerConfig
-from swapprof.server._contract import (
-    ENV_IMPORT_STAMPS,
-    ENV_LIFELINE_FD,
-    ENV_LISTEN_FDNAMES,
-    ENV_LISTEN_FDS,
-    ENV_PRELOAD_APP,
-)
-from swapprof.server._libc import libc
+from swapprof.server._contract import ENV_IMPORT_STAMPS, ENV_PRELOAD_APP
 from swapprof.server.master._child import Generation
 from swapprof.server.master._record import UpgradeRecord
 from swapprof.server.master._spawn import SpawnError
-from swapprof.server.master._strays import StrayReaper
-from swapprof.server.master._zygote_client import BEFORE_READY, Zygote, ZygoteError, start_generation_forked
-from swapprof.server.master._zygotes import PR_SET_CHILD_SUBREAPER, requested_phase
+from swapprof.server.master._strays import Adopter
+from swapprof.server.master._zygote_client import (
+    BEFORE_READY,
+    Zygote,
+    ZygoteError,
+    fork_env,
+    start_generation_forked,
+)
+from swapprof.server.master._zygotes import requested_phase
 
 GIVE_UP_KINDS = frozenset({"threads", "unsafe"})
 """Refusals the app's next version is as likely to repeat: exec from then on."""
@@ -65,8 +63,7 @@ class ExecForks:
         self._stamps = ""
         self._for: UpgradeRecord | None = None  # the upgrade the zygote imported the app for
         self._serial = 0
-        self._lifeline: tuple[int, int] | None = None
-        self._strays: StrayReaper | None = None
+        self._adopter: Adopter | None = None
         self._leaving: set[asyncio.Task[None]] = set()  # zygotes let go, on their way out
 
     async def start(self) -> None:
@@ -81,14 +78,10 @@ class ExecForks:
     def status(self) -> dict[str, Any] | None:
         return None
 
-    def _start(self) -> tuple[int, int]:
-        if self._lifeline is None:
-            # the forks re-parent to the master, which then waits for them like any child
-            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            self._lifeline = os.pipe2(os.O_CLOEXEC)  # EOF in a forked worker = the master is gone
-            self._strays = StrayReaper(self.loop, self._pids, self.say)
-            self._strays.start()
-        return self._lifeline
+    def _adopting(self) -> Adopter:
+        if self._adopter is None:  # the forks re-parent to the master, which waits for them
+            self._adopter = Adopter(self.loop, self._pids, self.say)
+        return self._adopter
 
     def _pids(self) -> set[int]:
         pids = self._known_pids()
@@ -110,16 +103,10 @@ class ExecForks:
                 return None
         elif self._for is not record or self._zygote is None:
             return None  # the zygote refused this generation
-        assert self._zygote is not None and self._lifeline is not None
-        fork_env = {
-            **env,
-            ENV_LISTEN_FDS: str(len(self.listeners)),  # the zygote holds them at fds 3.., as we passed them
-            ENV_LISTEN_FDNAMES: ":".join(self.names),
-            ENV_LIFELINE_FD: str(3 + len(self.listeners) + 1),
-            ENV_IMPORT_STAMPS: self._stamps,
-        }
+        assert self._zygote is not None
+        forked = {**fork_env(env, self.listeners, self.names), ENV_IMPORT_STAMPS: self._stamps}
         try:
-            await start_generation_forked(new, self._zygote, fork_env, None, check=False)
+            await start_generation_forked(new, self._zygote, forked, None, check=False)
         except (ZygoteError, OSError) as exc:
             self.say(f"could not fork worker {new.worker} from the app's zygote ({exc}); exec'ing it")
             await self.let_go()
@@ -138,7 +125,7 @@ class ExecForks:
         try:
             await zygote.start(
                 self.config.python, {**env, ENV_PRELOAD_APP: "1"}, self.listeners, self.names,
-                [], self._start()[0], timeout=self.config.ready_timeout, base=BEFORE_READY,
+                [], self._adopting().lifeline[0], timeout=self.config.ready_timeout, base=BEFORE_READY,
             )  # fmt: skip
         except (ZygoteError, SpawnError, OSError) as exc:
             await zygote.stop()  # Zygote.start closed it; now it is reaped
@@ -168,12 +155,6 @@ class ExecForks:
         for task in list(self._leaving):
             with contextlib.suppress(Exception):
                 await task
-        if self._strays is not None:
-            self._strays.stop()
-            self._strays.grace = 0.0
-            self._strays.sweep()
-        if self._lifeline is not None:
-            for fd in self._lifeline:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            self._lifeline = None
+        if self._adopter is not None:
+            self._adopter.close()
+            self._adopter = None

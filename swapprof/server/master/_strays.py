@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable
 
 from swapprof._process import children
+from swapprof.server._libc import libc
+
+PR_SET_CHILD_SUBREAPER = 36
 
 INTERVAL_S = 2.0
 GRACE_S = 10.0
@@ -74,3 +77,25 @@ class StrayReaper:
                 del self._unknown_since[pid]
                 self.reaped += 1
                 self.say(f"reaped pid {pid}, a child nobody waited for (wait status {status})")
+
+
+class Adopter:
+    """What a master that adopts forked processes (a zygote's, an app zygote's) holds: it is a
+    child subreaper, so they re-parent to it; the lifeline pipe, whose read end they inherit
+    (EOF = the master is gone: they have no parent-death signal tied to it); a ``StrayReaper``
+    for what nobody waits for. ``known``: every pid the master waits for itself."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, known: Callable[[], set[int]], say: Callable[[str], None]
+    ) -> None:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.lifeline = os.pipe2(os.O_CLOEXEC)
+        self.strays = StrayReaper(loop, known, say)
+        self.strays.start()
+
+    def close(self) -> None:
+        self.strays.stop()
+        self.strays.grace = 0.0  # everything we own is reaped by now
+        self.strays.sweep()  # what exited by now; a later orphan goes to our own parent
+        for fd in self.lifeline:
+            os.close(fd)

@@ -18,6 +18,8 @@ from swapprof.server._contract import (
     DEFAULT_LOOP,
     ENV_HTTP,
     ENV_LIFELINE_FD,
+    ENV_LISTEN_FDNAMES,
+    ENV_LISTEN_FDS,
     ENV_LOOP,
     ENV_PRELOAD,
     ENV_PRELOAD_BASE,
@@ -232,6 +234,19 @@ class Zygote:
             if not await self.process.wait_until(lambda: not self.process.alive, deadline):
                 self.process.kill()
                 await self.process.wait_until(lambda: not self.process.alive, deadline + int(5e9))
+
+
+def fork_env(
+    env: Mapping[str, str], listeners: Sequence[socket.socket], names: Sequence[str]
+) -> dict[str, str]:
+    """``env`` for a generation a zygote forks: the listeners and the lifeline where a zygote
+    holds them (``Zygote.start``: listeners at fds 3.., its socket, then the lifeline)."""
+    return {
+        **env,
+        ENV_LISTEN_FDS: str(len(listeners)),
+        ENV_LISTEN_FDNAMES: ":".join(names),
+        ENV_LIFELINE_FD: str(3 + len(listeners) + 1),
+    }
 
 
 async def start_generation_forked(

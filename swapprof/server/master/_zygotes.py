@@ -26,21 +26,19 @@ from typing import IO, TYPE_CHECKING, Any
 
 from swapprof._vocabulary import REQUESTED, ZYGOTE
 from swapprof.server._config import ServerConfig
-from swapprof.server._contract import ENV_LIFELINE_FD, ENV_LISTEN_FDNAMES, ENV_LISTEN_FDS, STAGE_IMPORTS
-from swapprof.server._libc import libc
+from swapprof.server._contract import STAGE_IMPORTS
 from swapprof.server._rundir import RunDir
 from swapprof.server.master._child import Generation, memory_kb
 from swapprof.server.master._learned import LearnedPreload
 from swapprof.server.master._record import UpgradeRecord
 from swapprof.server.master._spare import Spare
 from swapprof.server.master._spawn import SpawnError
-from swapprof.server.master._strays import StrayReaper
-from swapprof.server.master._zygote_client import Zygote, ZygoteError, start_generation_forked
+from swapprof.server.master._strays import Adopter
+from swapprof.server.master._zygote_client import Zygote, ZygoteError, fork_env, start_generation_forked
 
 if TYPE_CHECKING:
     from swapprof.server.master._telemetry import UpgradeObserver
 
-PR_SET_CHILD_SUBREAPER = 36
 SPARE_MIN_LIFE_S = 5.0  # a spare that died sooner is not replaced at once
 UNSAFE_ATTEMPTS = 4  # zygotes started in a row, each without the culprits the last one found
 
@@ -85,19 +83,14 @@ class ZygotePool:
         self.waiting: list[Spare] = []  # generations forked and warmed ahead, one per worker
         self.spares: set[Spare] = set()  # every spare not yet reaped (waiting, or let go)
         self.zygotes: set[Zygote] = set()  # every zygote started and not yet stopped
-        self.strays: StrayReaper | None = None
-        self._lifeline: tuple[int, int] | None = None
+        self.adopter: Adopter | None = None
         self._serial = 0
         self._replacing: asyncio.Task[None] | None = None
         self._refilling: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
-        # forks of the zygote re-parent to the master, which then waits for them like any child
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        self._lifeline = os.pipe2(os.O_CLOEXEC)  # EOF in a forked generation = the master is gone
-        self.strays = StrayReaper(self.loop, self.pids, self.say)
-        self.strays.start()
+        self.adopter = Adopter(self.loop, self.pids, self.say)  # forks of the zygote re-parent to us
         if self.learned is not None and self.learned.load():
             self.say(f"learned preload: {len(self.learned.wanted())} modules from {self.run_dir.learned}")
         await self.replace()
@@ -120,14 +113,9 @@ class ZygotePool:
             await self.zygote.stop()
             self._forget(self.zygote)
             self.zygote = None
-        if self.strays is not None:
-            self.strays.stop()
-            self.strays.grace = 0.0  # everything we own is reaped by now
-            self.strays.sweep()  # what exited by now; a later orphan goes to our own parent
-        if self._lifeline is not None:
-            for fd in self._lifeline:
-                os.close(fd)
-            self._lifeline = None
+        if self.adopter is not None:
+            self.adopter.close()
+            self.adopter = None
 
     def status(self) -> dict[str, Any] | None:
         if self.zygote is None:
@@ -165,21 +153,16 @@ class ZygotePool:
         """Start ``new`` from the spare or a fork; return when its spawn phase began, or None
         when the caller must exec (no zygote, or it refused). Records ``requested`` (and
         ``zygote`` when a stale zygote had to be replaced first) on the forked path."""
-        if self.zygote is None or self._lifeline is None:
+        if self.zygote is None or self.adopter is None:
             return None
-        fork_env = {
-            **env,
-            ENV_LISTEN_FDS: str(len(self.listeners)),  # the zygote holds them at fds 3.., as we passed them
-            ENV_LISTEN_FDNAMES: ":".join(self.names),
-            ENV_LIFELINE_FD: str(3 + len(self.listeners) + 1),
-        }
+        forked = fork_env(env, self.listeners, self.names)
         for attempt in (1, 2):
             spare = self._take_spare()
             zygote = self.zygote
             # one stale check per upgrade: its later workers' spares start without a round trip
             checked = record.id > 0 and self._checked == (record.id, zygote.serial)
             try:
-                if await start_generation_forked(new, zygote, fork_env, spare, check=not checked):
+                if await start_generation_forked(new, zygote, forked, spare, check=not checked):
                     record.info["spare"] = True
                     self.spares.discard(spare)  # a generation now
                 self._checked = (record.id, zygote.serial)
@@ -224,7 +207,7 @@ class ZygotePool:
         """Start a fresh zygote; on success retire the old one. Failure leaves exec mode. With
         ``--preload auto``, a zygote that found learned modules it cannot preload safely is
         followed by one without them (up to ``UNSAFE_ATTEMPTS`` in a row)."""
-        assert self._lifeline is not None
+        assert self.adopter is not None
         for _ in range(UNSAFE_ATTEMPTS):
             self._serial += 1
             fresh = Zygote(self.loop, self.log, self._serial)
@@ -234,7 +217,7 @@ class ZygotePool:
             self.zygotes.add(fresh)  # known to the stray reaper while it starts, serves and stops
             try:
                 await fresh.start(self.python, self.child_env(), self.listeners, self.names, self.preload,
-                                  self._lifeline[0], learned)  # fmt: skip
+                                  self.adopter.lifeline[0], learned)  # fmt: skip
             except ZygoteError as exc:
                 if exc.kind == "unsafe" and self._dropped(fresh, exc.dropped):
                     await fresh.stop()  # it exits by itself; reaped here

@@ -30,6 +30,17 @@ SHARED_KINDS = ("socket:", "anon_inode:")
 """What a descriptor left open by the app's import must not be (see the module docstring)."""
 
 
+def import_base() -> None:
+    """Import the modules ``SWAPPROF_PRELOAD_BASE`` names (swapprof's own stack), best effort:
+    a missing optional part is imported later, when needed."""
+    import importlib
+
+    for name in os.environ.pop(ENV_PRELOAD_BASE, "").split(","):
+        if name:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+
 def import_app_checked() -> dict[str, Any]:
     """Import the contract's app; the hello the zygote sends (``ready`` False with ``kind``
     ``app`` or ``unsafe`` and an ``error`` when the workers must be exec'd), with the import's
@@ -39,12 +50,7 @@ def import_app_checked() -> dict[str, Any]:
     from swapprof.server.zygote._learned import open_fds, threads_now
 
     contract = GenerationContract.from_env()
-    import importlib
-
-    for name in os.environ.pop(ENV_PRELOAD_BASE, "").split(","):
-        if name:  # what a generation imports before READY (best effort, as the zygote's base)
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+    import_base()  # what a generation imports before READY
 
     if contract.app_dir:
         sys.path.insert(0, contract.app_dir)

@@ -41,13 +41,12 @@ from swapprof.server._contract import (
     ENV_LISTEN_PID,
     ENV_PRELOAD,
     ENV_PRELOAD_APP,
-    ENV_PRELOAD_BASE,
     ENV_PRELOAD_LEARNED,
     ENV_RUN_DIR,
     ENV_ZYGOTE_FD,
 )
 from swapprof.server._rundir import RunDir
-from swapprof.server.zygote._app import fork_once, worker_env
+from swapprof.server.zygote._app import fork_once, import_base, worker_env
 from swapprof.server.zygote._filewatch import FileStamps
 
 if TYPE_CHECKING:
@@ -393,10 +392,7 @@ def main() -> int:
     import importlib
 
     already = set(sys.modules)
-    for name in os.environ.pop(ENV_PRELOAD_BASE, "").split(","):
-        if name:  # best effort: a missing optional part is imported later, when needed
-            with contextlib.suppress(Exception):
-                importlib.import_module(name)
+    import_base()
     failed = []
     for name in prefixes:
         try:
